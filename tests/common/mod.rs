@@ -1,0 +1,60 @@
+//! Helpers shared by the integration tests: where the built library and tools are,
+//! and scratch directories on tmpfs (where the kernel's own copy_file_range works).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Directory holding the artefacts of the profile the tests were built with
+/// (`target/debug` or `target/release`).
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test-binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The preload library under test. `cargo test` builds the cdylib next to the tests.
+pub fn cdylib() -> PathBuf {
+    let p = profile_dir().join("libcfrfix.so");
+    assert!(p.exists(), "{} missing: run `cargo build` for this profile first", p.display());
+    p
+}
+
+/// A fresh, empty directory below `base` (created), removed when dropped.
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    pub fn new_in(base: &str, tag: &str) -> ScratchDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = PathBuf::from(base).join(format!(
+            "cfrfix-test-{}-{}-{}",
+            tag,
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create scratch dir");
+        ScratchDir(p)
+    }
+    /// On tmpfs (`/dev/shm`), where the kernel copies natively.
+    pub fn tmpfs(tag: &str) -> ScratchDir {
+        ScratchDir::new_in("/dev/shm", tag)
+    }
+    /// On the root filesystem (not tmpfs): a copy from tmpfs to here is a natural EXDEV.
+    pub fn rootfs(tag: &str) -> ScratchDir {
+        let base = std::env::var("CARGO_TARGET_TMPDIR").unwrap_or_else(|_| "/var/tmp".into());
+        ScratchDir::new_in(&base, tag)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
