@@ -45,8 +45,8 @@ impl ScratchDir {
     }
     /// On the root filesystem (not tmpfs): a copy from tmpfs to here is a natural EXDEV.
     pub fn rootfs(tag: &str) -> ScratchDir {
-        let base = std::env::var("CARGO_TARGET_TMPDIR").unwrap_or_else(|_| "/var/tmp".into());
-        ScratchDir::new_in(&base, tag)
+        let base = option_env!("CARGO_TARGET_TMPDIR").unwrap_or("/var/tmp");
+        ScratchDir::new_in(base, tag)
     }
     pub fn path(&self) -> &Path {
         &self.0
