@@ -1,0 +1,56 @@
+//! `pread`/`pwrite` through a private anonymous mapping: works on every filesystem.
+
+use super::Progress;
+use crate::checks::Copy;
+use crate::sys::{self, MappedBuf};
+
+/// The most memory one call maps for its buffer.
+const MAX_BUFFER: usize = 1 << 20;
+
+pub fn copy(fd_in: i32, fd_out: i32, job: &Copy) -> Progress {
+    let page = sys::page_size();
+    let len = job.count.min(MAX_BUFFER).next_multiple_of(page);
+    let mut buf = match MappedBuf::new(len) {
+        Ok(b) => b,
+        Err(e) => return stopped(0, e),
+    };
+    let buf = buf.as_mut_slice();
+
+    let mut done: usize = 0;
+    while done < job.count {
+        let want = (job.count - done).min(buf.len());
+        let Some(chunk) = buf.get_mut(..want) else {
+            break;
+        };
+        // Positions cannot overflow: the checks guaranteed pos + count <= i64::MAX.
+        let n = match sys::pread(fd_in, chunk, job.pos_in.wrapping_add(done as i64)) {
+            Ok(0) => break, // end of file: the source shrank since it was checked
+            Ok(n) => n.min(want),
+            Err(e) => return stopped(done, e),
+        };
+        let mut written: usize = 0;
+        while written < n {
+            let Some(rest) = chunk.get(written..n) else {
+                break;
+            };
+            let at = job.pos_out.wrapping_add((done + written) as i64);
+            match sys::pwrite(fd_out, rest, at) {
+                Ok(0) => return stopped(done + written, sys::Errno(libc::EIO)),
+                Ok(w) => written += w.min(rest.len()),
+                Err(e) => return stopped(done + written, e),
+            }
+        }
+        done += n;
+    }
+    Progress {
+        copied: done,
+        error: None,
+    }
+}
+
+fn stopped(copied: usize, e: sys::Errno) -> Progress {
+    Progress {
+        copied,
+        error: Some(e),
+    }
+}

@@ -1,0 +1,427 @@
+//! Raw system calls: the only module that talks to the kernel.
+//!
+//! Everything the shim does goes through `raw_syscall6`, an inline `syscall`/`svc` instruction, never
+//! through libc: glibc's wrappers for `syscall()` and `copy_file_range()` are the very symbols this
+//! library exports (calling them would recurse), and newer glibc wrappers (`fstat@GLIBC_2.33`,
+//! `dlsym@GLIBC_2.34`) would raise the glibc version the library needs. Results come back as
+//! `Result<_, Errno>`; only the exported entry points translate that into the C `-1`/`errno` form.
+
+use core::ffi::{c_int, c_long, c_uint, c_void};
+
+/// A kernel error number (positive, as in `errno`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    pub const EPERM: Errno = Errno(libc::EPERM);
+    pub const EBADF: Errno = Errno(libc::EBADF);
+    pub const EFAULT: Errno = Errno(libc::EFAULT);
+    pub const EISDIR: Errno = Errno(libc::EISDIR);
+    pub const EINVAL: Errno = Errno(libc::EINVAL);
+    pub const EFBIG: Errno = Errno(libc::EFBIG);
+    pub const ENOSYS: Errno = Errno(libc::ENOSYS);
+    pub const EOVERFLOW: Errno = Errno(libc::EOVERFLOW);
+}
+
+pub type SysResult<T> = Result<T, Errno>;
+
+/// The raw machine instruction. Arguments and the result are exactly what the kernel sees/returns:
+/// a value in `-4095..=-1` is a negated errno.
+///
+/// # Safety
+/// The caller guarantees that the system call `nr` with these arguments does not violate memory
+/// safety (pointers it passes are valid for what that call does with them, or the call is one that
+/// reports `EFAULT` instead of touching them).
+#[inline(always)]
+pub unsafe fn raw_syscall6(
+    nr: c_long,
+    a1: c_long,
+    a2: c_long,
+    a3: c_long,
+    a4: c_long,
+    a5: c_long,
+    a6: c_long,
+) -> c_long {
+    let ret: c_long;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the x86_64 Linux system-call ABI: number in rax, arguments in rdi, rsi, rdx, r10, r8,
+    // r9; the instruction clobbers rcx and r11 and nothing else; it does not touch our stack.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") nr => ret,
+            in("rdi") a1, in("rsi") a2, in("rdx") a3, in("r10") a4, in("r8") a5, in("r9") a6,
+            lateout("rcx") _, lateout("r11") _,
+            options(nostack)
+        );
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: the aarch64 Linux system-call ABI: number in x8, arguments in x0..x5, result in x0;
+    // `svc 0` clobbers nothing else and does not touch our stack.
+    unsafe {
+        core::arch::asm!(
+            "svc 0",
+            in("x8") nr,
+            inlateout("x0") a1 => ret,
+            in("x1") a2, in("x2") a3, in("x3") a4, in("x4") a5, in("x5") a6,
+            options(nostack)
+        );
+    }
+    ret
+}
+
+/// Splits a raw kernel return value into a result.
+#[inline(always)]
+pub fn result_of(ret: c_long) -> SysResult<usize> {
+    if (-4095..0).contains(&ret) {
+        Err(Errno(-ret as i32))
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// `sys!(nr, args...)`: a raw system call with up to six arguments (missing ones are 0), each cast
+/// to `c_long` as the kernel takes them. Unsafe for the same reason as `raw_syscall6`.
+macro_rules! sys {
+    ($nr:expr) => {
+        sys!($nr, 0, 0, 0, 0, 0, 0)
+    };
+    ($nr:expr, $a:expr) => {
+        sys!($nr, $a, 0, 0, 0, 0, 0)
+    };
+    ($nr:expr, $a:expr, $b:expr) => {
+        sys!($nr, $a, $b, 0, 0, 0, 0)
+    };
+    ($nr:expr, $a:expr, $b:expr, $c:expr) => {
+        sys!($nr, $a, $b, $c, 0, 0, 0)
+    };
+    ($nr:expr, $a:expr, $b:expr, $c:expr, $d:expr) => {
+        sys!($nr, $a, $b, $c, $d, 0, 0)
+    };
+    ($nr:expr, $a:expr, $b:expr, $c:expr, $d:expr, $e:expr) => {
+        sys!($nr, $a, $b, $c, $d, $e, 0)
+    };
+    ($nr:expr, $a:expr, $b:expr, $c:expr, $d:expr, $e:expr, $f:expr) => {
+        result_of(raw_syscall6(
+            $nr,
+            $a as c_long,
+            $b as c_long,
+            $c as c_long,
+            $d as c_long,
+            $e as c_long,
+            $f as c_long,
+        ))
+    };
+}
+
+/// Sets the calling thread's C `errno`.
+pub fn set_errno(e: Errno) {
+    // SAFETY: `__errno_location` (GLIBC_2.2.5) returns the calling thread's errno slot, valid for
+    // the thread's lifetime.
+    unsafe { *libc::__errno_location() = e.0 }
+}
+
+/// A user-supplied pointer the shim must not dereference directly: it is only handed to the kernel,
+/// which answers `EFAULT` for a bad one (see `usermem`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct UserPtr(pub usize);
+
+impl UserPtr {
+    pub fn is_null(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// The kernel's own `copy_file_range`, with the caller's pointers passed through untouched.
+pub fn copy_file_range(
+    fd_in: c_int,
+    off_in: UserPtr,
+    fd_out: c_int,
+    off_out: UserPtr,
+    len: usize,
+    flags: c_uint,
+) -> SysResult<usize> {
+    // SAFETY: the offset pointers are the caller's, passed on unchanged; the kernel validates them.
+    unsafe {
+        sys!(
+            libc::SYS_copy_file_range,
+            fd_in,
+            off_in.0,
+            fd_out,
+            off_out.0,
+            len,
+            flags
+        )
+    }
+}
+
+pub fn fcntl_getfl(fd: c_int) -> SysResult<c_int> {
+    // SAFETY: F_GETFL takes no pointer.
+    unsafe { sys!(libc::SYS_fcntl, fd, libc::F_GETFL) }.map(|v| v as c_int)
+}
+
+/// The subset of `struct stat` the shim uses.
+#[derive(Clone, Copy, Debug)]
+pub struct FileStat {
+    pub mode: u32,
+    pub size: i64,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+pub fn fstat(fd: c_int) -> SysResult<FileStat> {
+    // SAFETY: all-zero is a valid `libc::stat` (plain integers).
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `st` is a writable `struct stat`, the layout the kernel's fstat fills on this arch.
+    unsafe { sys!(libc::SYS_fstat, fd, &mut st as *mut libc::stat) }?;
+    Ok(FileStat {
+        mode: st.st_mode,
+        size: st.st_size,
+        dev: st.st_dev,
+        ino: st.st_ino,
+    })
+}
+
+pub fn lseek(fd: c_int, offset: i64, whence: c_int) -> SysResult<i64> {
+    // SAFETY: lseek takes no pointer.
+    unsafe { sys!(libc::SYS_lseek, fd, offset, whence) }.map(|v| v as i64)
+}
+
+pub fn pread(fd: c_int, buf: &mut [u8], pos: i64) -> SysResult<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+    unsafe { sys!(libc::SYS_pread64, fd, buf.as_mut_ptr(), buf.len(), pos) }
+}
+
+pub fn pwrite(fd: c_int, buf: &[u8], pos: i64) -> SysResult<usize> {
+    // SAFETY: the kernel reads at most `buf.len()` bytes from `buf`.
+    unsafe { sys!(libc::SYS_pwrite64, fd, buf.as_ptr(), buf.len(), pos) }
+}
+
+pub fn write(fd: c_int, buf: &[u8]) -> SysResult<usize> {
+    // SAFETY: the kernel reads at most `buf.len()` bytes from `buf`.
+    unsafe { sys!(libc::SYS_write, fd, buf.as_ptr(), buf.len()) }
+}
+
+/// `write(2)` from a caller-supplied address; `EFAULT` if it is not readable.
+pub fn write_from_user(fd: c_int, src: UserPtr, len: usize) -> SysResult<usize> {
+    // SAFETY: the kernel only reads from `src`, and reports EFAULT for a bad address.
+    unsafe { sys!(libc::SYS_write, fd, src.0, len) }
+}
+
+/// `read(2)` into a caller-supplied address; `EFAULT` if it is not writable.
+pub fn read_to_user(fd: c_int, dst: UserPtr, len: usize) -> SysResult<usize> {
+    // SAFETY: the kernel writes at most `len` bytes at `dst` and reports EFAULT for a bad address;
+    // `dst` is memory the program gave us to write exactly this value into.
+    unsafe { sys!(libc::SYS_read, fd, dst.0, len) }
+}
+
+pub fn read(fd: c_int, buf: &mut [u8]) -> SysResult<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+    unsafe { sys!(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len()) }
+}
+
+pub fn close(fd: c_int) {
+    // SAFETY: close takes no pointer; the shim closes only descriptors it opened itself.
+    let _ = unsafe { sys!(libc::SYS_close, fd) };
+}
+
+/// `O_CLOEXEC` pipe; the shim closes both ends before returning to the program.
+pub fn pipe() -> SysResult<[c_int; 2]> {
+    let mut fds = [-1 as c_int; 2];
+    // SAFETY: `fds` is a writable array of two ints.
+    unsafe { sys!(libc::SYS_pipe2, fds.as_mut_ptr(), libc::O_CLOEXEC) }?;
+    Ok(fds)
+}
+
+pub fn open(path: &core::ffi::CStr, flags: c_int, mode: c_uint) -> SysResult<c_int> {
+    // SAFETY: `path` is NUL-terminated and outlives the call.
+    unsafe { sys!(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags, mode) }
+        .map(|v| v as c_int)
+}
+
+/// The soft `RLIMIT_FSIZE` of the calling process (`u64::MAX` is `RLIM_INFINITY`).
+pub fn fsize_limit() -> SysResult<u64> {
+    let mut lim = libc::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a NULL new limit reads only; `lim` is a writable `struct rlimit64`.
+    unsafe {
+        sys!(
+            libc::SYS_prlimit64,
+            0,
+            libc::RLIMIT_FSIZE,
+            0usize,
+            &mut lim as *mut libc::rlimit64
+        )
+    }?;
+    Ok(lim.rlim_cur)
+}
+
+/// Sends `sig` to the calling thread, as the kernel's `send_sig(sig, current, 0)` does.
+pub fn raise_in_this_thread(sig: c_int) {
+    // SAFETY: none of these calls takes a pointer.
+    unsafe {
+        let pid = sys!(libc::SYS_getpid).unwrap_or(0);
+        let tid = sys!(libc::SYS_gettid).unwrap_or(0);
+        let _ = sys!(libc::SYS_tgkill, pid, tid, sig);
+    }
+}
+
+pub fn getpid() -> c_int {
+    // SAFETY: getpid takes no pointer and cannot fail.
+    unsafe { sys!(libc::SYS_getpid) }.unwrap_or(0) as c_int
+}
+
+/// `process_vm_readv`/`writev` on this process: moves `len` bytes between our `local` buffer and
+/// the caller's address `remote`, reporting `EFAULT` rather than faulting when `remote` is bad.
+pub fn process_vm_rw(
+    write: bool,
+    local: *mut c_void,
+    remote: UserPtr,
+    len: usize,
+) -> SysResult<usize> {
+    let local_iov = libc::iovec {
+        iov_base: local,
+        iov_len: len,
+    };
+    let remote_iov = libc::iovec {
+        iov_base: remote.0 as *mut c_void,
+        iov_len: len,
+    };
+    let nr = if write {
+        libc::SYS_process_vm_writev
+    } else {
+        libc::SYS_process_vm_readv
+    };
+    // SAFETY: `local` is our own buffer of `len` bytes (checked by the callers in `usermem`); the
+    // kernel validates `remote` and fails with EFAULT instead of faulting.
+    unsafe {
+        sys!(
+            nr,
+            getpid(),
+            &local_iov as *const libc::iovec,
+            1,
+            &remote_iov as *const libc::iovec,
+            1,
+            0
+        )
+    }
+}
+
+/// `FS_IMMUTABLE_FL` from linux/fs.h (not in the libc crate).
+const FS_IMMUTABLE_FL: c_int = 0x10;
+
+/// Whether the inode behind `fd` is immutable (`chattr +i`). Filesystems without inode flags
+/// answer ENOTTY or similar; they have no immutable files.
+pub fn is_immutable(fd: c_int) -> bool {
+    let mut flags: c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one int (the kernel's `put_user(flags, (int __user *)arg)`).
+    let r = unsafe {
+        sys!(
+            libc::SYS_ioctl,
+            fd,
+            libc::FS_IOC_GETFLAGS,
+            &mut flags as *mut c_int
+        )
+    };
+    r.is_ok() && flags & FS_IMMUTABLE_FL != 0
+}
+
+/// An anonymous private mapping, unmapped on drop: the copy buffer (no malloc inside hooks).
+pub struct MappedBuf {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl MappedBuf {
+    pub fn new(len: usize) -> SysResult<MappedBuf> {
+        // SAFETY: an anonymous mapping at an address of the kernel's choosing aliases nothing.
+        let addr = unsafe {
+            sys!(
+                libc::SYS_mmap,
+                0usize,
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0
+            )
+        }?;
+        Ok(MappedBuf {
+            ptr: addr as *mut u8,
+            len,
+        })
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: `ptr` is a live read/write mapping of `len` bytes owned by `self`.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for MappedBuf {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping created in `new`, which nothing else references.
+        let _ = unsafe { sys!(libc::SYS_munmap, self.ptr, self.len) };
+    }
+}
+
+/// The kernel's page size (for `MAX_RW_COUNT`), from the auxiliary vector.
+pub fn page_size() -> usize {
+    // SAFETY: getauxval (GLIBC_2.16) only reads the saved auxiliary vector.
+    let p = unsafe { libc::getauxval(libc::AT_PAGESZ) } as usize;
+    if p.is_power_of_two() { p } else { 4096 }
+}
+
+/// Whether this process runs in secure-execution mode (setuid, setgid, file capabilities).
+pub fn secure_execution() -> bool {
+    // SAFETY: getauxval only reads the saved auxiliary vector.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+/// The kernel's `O_LARGEFILE` as `F_GETFL` reports it (glibc's headers define it as 0 on 64-bit).
+#[cfg(target_arch = "x86_64")]
+pub const O_LARGEFILE_KERNEL: c_int = 0o100000;
+#[cfg(target_arch = "aarch64")]
+pub const O_LARGEFILE_KERNEL: c_int = 0o400000;
+
+/// `O_PATH` descriptors carry no file the kernel's `fdget` accepts.
+pub const O_PATH: c_int = libc::O_PATH;
+
+/// Names for the error numbers the shim reports or may be configured with.
+pub const ERRNO_NAMES: &[(&str, i32)] = &[
+    ("EPERM", 1),
+    ("ENOENT", 2),
+    ("EINTR", 4),
+    ("EIO", 5),
+    ("EBADF", 9),
+    ("EAGAIN", 11),
+    ("ENOMEM", 12),
+    ("EACCES", 13),
+    ("EFAULT", 14),
+    ("EXDEV", 18),
+    ("EISDIR", 21),
+    ("EINVAL", 22),
+    ("ENFILE", 23),
+    ("EMFILE", 24),
+    ("ENOTTY", 25),
+    ("ETXTBSY", 26),
+    ("EFBIG", 27),
+    ("ENOSPC", 28),
+    ("ESPIPE", 29),
+    ("EROFS", 30),
+    ("ENOSYS", 38),
+    ("EOVERFLOW", 75),
+    ("EOPNOTSUPP", 95),
+    ("ENOTSUP", 95),
+    ("EDQUOT", 122),
+    ("ENOTSUPP", 524),
+];
+
+pub fn errno_name(e: Errno) -> Option<&'static str> {
+    ERRNO_NAMES
+        .iter()
+        .find(|(_, n)| *n == e.0)
+        .map(|(name, _)| *name)
+}

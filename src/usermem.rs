@@ -1,0 +1,69 @@
+//! Reading and writing the caller's `loff_t *` offsets without ever faulting.
+//!
+//! The kernel answers `EFAULT` for an unreadable offset pointer before it checks anything else,
+//! and `EFAULT` after a successful copy when it cannot write the new offset back (a read-only
+//! page). When the shim emulates a call that the kernel never looked at (seccomp `ENOSYS`/`EPERM`),
+//! it must give the same answers, and a direct `*ptr` would crash the host on a bad pointer.
+//! So the value is moved by a system call that reports `EFAULT`: `process_vm_readv`/`writev` on our
+//! own process, or, where a seccomp profile forbids those, a private pipe.
+
+use crate::sys::{self, Errno, SysResult, UserPtr};
+use core::ffi::c_void;
+
+const LEN: usize = core::mem::size_of::<i64>();
+
+/// Reads the `loff_t` at `ptr`, or `EFAULT`.
+pub fn read_offset(ptr: UserPtr) -> SysResult<i64> {
+    let mut value: i64 = 0;
+    let local = &mut value as *mut i64 as *mut c_void;
+    match sys::process_vm_rw(false, local, ptr, LEN) {
+        Ok(LEN) => Ok(value),
+        Ok(_) => Err(Errno::EFAULT), // only part of it is mapped
+        Err(e) if forbidden(e) => via_pipe(|[r, w]| {
+            transferred(sys::write_from_user(w, ptr, LEN))?;
+            let mut bytes = [0u8; LEN];
+            transferred(sys::read(r, &mut bytes))?;
+            Ok(i64::from_ne_bytes(bytes))
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `value` to the `loff_t` at `ptr`, or `EFAULT` (read-only or unmapped memory).
+pub fn write_offset(ptr: UserPtr, mut value: i64) -> SysResult<()> {
+    let local = &mut value as *mut i64 as *mut c_void;
+    match sys::process_vm_rw(true, local, ptr, LEN) {
+        Ok(LEN) => Ok(()),
+        Ok(_) => Err(Errno::EFAULT),
+        Err(e) if forbidden(e) => via_pipe(|[r, w]| {
+            transferred(sys::write(w, &value.to_ne_bytes()))?;
+            transferred(sys::read_to_user(r, ptr, LEN))
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// `process_vm_*` refused by policy rather than by the address: seccomp (ENOSYS, EPERM) or a
+/// kernel built without `CONFIG_CROSS_MEMORY_ATTACH`.
+fn forbidden(e: Errno) -> bool {
+    e == Errno::ENOSYS || e == Errno::EPERM
+}
+
+/// A full 8-byte transfer, or EFAULT (the pipe is ours and empty, so anything short is the
+/// caller's memory ending).
+fn transferred(r: SysResult<usize>) -> SysResult<()> {
+    match r {
+        Ok(LEN) => Ok(()),
+        Ok(_) => Err(Errno::EFAULT),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs `f` with a fresh pipe `[read end, write end]`, closed afterwards.
+fn via_pipe<T>(f: impl FnOnce([i32; 2]) -> SysResult<T>) -> SysResult<T> {
+    let fds = sys::pipe()?;
+    let r = f(fds);
+    sys::close(fds[0]);
+    sys::close(fds[1]);
+    r
+}
