@@ -28,6 +28,35 @@ pub struct Copy {
     pub pos_in: i64,
     pub pos_out: i64,
     pub count: usize,
+    /// The destination's size when checked (for hole skipping past its end).
+    pub size_out: i64,
+    /// False for a pseudo-file whose `stat` size (0) is not its content's size: it is read
+    /// to its end instead of being clamped to "EOF" at 0.
+    pub size_known: bool,
+}
+
+impl Copy {
+    /// Whether part of the destination range lies past the destination's end of file.
+    pub fn reaches_past_dst_eof(&self) -> bool {
+        self.pos_out.wrapping_add(self.count as i64) > self.size_out
+    }
+}
+
+/// Filesystems whose files report size 0 but have content (procfs, sysfs, tracefs, debugfs,
+/// securityfs, cgroup v1/v2): the kernel's EOF clamp would copy nothing from them.
+const PSEUDO_FS_MAGIC: &[i64] = &[
+    0x9fa0,     // PROC_SUPER_MAGIC
+    0x62656572, // SYSFS_MAGIC
+    0x74726163, // TRACEFS_MAGIC
+    0x64626720, // DEBUGFS_MAGIC
+    0x73636673, // SECURITYFS_MAGIC
+    0x27e0eb,   // CGROUP_SUPER_MAGIC
+    0x63677270, // CGROUP2_SUPER_MAGIC
+];
+
+/// A source whose size says nothing about its content.
+pub fn is_sized_zero_pseudo_file(fd: c_int, st: &sys::FileStat) -> bool {
+    st.size == 0 && sys::fs_magic(fd).is_ok_and(|m| PSEUDO_FS_MAGIC.contains(&m))
 }
 
 /// What the checks decide: the kernel's error, a successful 0 (nothing to copy), or a copy.
@@ -81,11 +110,13 @@ pub fn check(req: &Request) -> Verdict {
         None => sys::lseek(req.fd_out, 0, libc::SEEK_CUR)?,
     };
 
+    // A pseudo-file is read to its end: as if its size were the largest possible.
+    let size_known = !is_sized_zero_pseudo_file(req.fd_in, &st_in);
     let geometry = Geometry {
         pos_in,
         pos_out,
         len: req.len as u64,
-        size_in: st_in.size,
+        size_in: if size_known { st_in.size } else { i64::MAX },
         same_inode: st_in.dev == st_out.dev && st_in.ino == st_out.ino,
         fsize_limit: sys::fsize_limit().unwrap_or(libc::RLIM64_INFINITY),
         out_largefile: fl_out & sys::O_LARGEFILE_KERNEL != 0,
@@ -96,6 +127,8 @@ pub fn check(req: &Request) -> Verdict {
             pos_in,
             pos_out,
             count: (count as usize).min(max_rw_count()),
+            size_out: st_out.size,
+            size_known,
         })),
         Err(Refusal { errno, sigxfsz }) => {
             if sigxfsz {

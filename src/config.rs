@@ -33,6 +33,35 @@ pub fn mode() -> Mode {
     }
 }
 
+/// `CFRFIX_ENGINE`: how the user-space copy moves data.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum EngineChoice {
+    /// `splice` through a pipe, and `pread`/`pwrite` where splice is refused (the default).
+    Auto = 0,
+    /// Only `splice` (for tests and measurements).
+    Splice = 1,
+    /// Only `pread`/`pwrite`.
+    Rw = 2,
+}
+
+static ENGINE: AtomicU8 = AtomicU8::new(EngineChoice::Auto as u8);
+
+pub fn engine() -> EngineChoice {
+    match ENGINE.load(Ordering::Relaxed) {
+        1 => EngineChoice::Splice,
+        2 => EngineChoice::Rw,
+        _ => EngineChoice::Auto,
+    }
+}
+
+/// `CFRFIX_SPARSE=auto|off`: whether holes in the source are skipped (where that is safe).
+static SPARSE: AtomicBool = AtomicBool::new(true);
+
+pub fn sparse() -> bool {
+    SPARSE.load(Ordering::Relaxed)
+}
+
 /// The errnos that mean "this kernel or filesystem cannot do the copy, but a user-space copy
 /// can" (see the README for why each is here).
 pub const DEFAULT_FALLBACK_ERRNOS: &[i32] = &[
@@ -45,6 +74,7 @@ pub const DEFAULT_FALLBACK_ERRNOS: &[i32] = &[
     libc::EINVAL,     // 22: ecryptfs, ZFS 2.0 (our own checks rediscover the kernel's EINVALs)
     libc::ENOENT,     // 2: CIFS
     libc::EACCES,     // 13: CephFS before 4.20 (a real denial repeats in the user-space copy)
+    libc::EAGAIN,     // 11: older OpenZFS clone paths (only between blocking regular files)
 ];
 
 /// Errnos are below 4096; the set covers the ones below 1024 (524 included).
@@ -127,41 +157,168 @@ pub fn log_target() -> LogTarget {
 
 static LOADED: AtomicBool = AtomicBool::new(false);
 
-/// Reads `CFRFIX_*` from `envp` (the NULL-terminated environment the loader gives constructors).
+/// The system-wide configuration file (root-owned; see `read_config_file`).
+const CONFIG_FILE: &CStr = c"/etc/cfrfix.conf";
+
+/// Settings gathered from the configuration file and the environment before any is published.
+struct Settings {
+    mode: Option<Mode>,
+    engine: Option<EngineChoice>,
+    sparse: Option<bool>,
+    errnos: Option<[u64; SET_WORDS]>,
+    log: Option<LogSetting>,
+}
+
+// Large only while the configuration is parsed, once, on the constructor's stack.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Copy)]
+enum LogSetting {
+    Silent,
+    Stderr,
+    File([u8; LOG_PATH_MAX], usize),
+}
+
+/// Reads `/etc/cfrfix.conf`, then (outside secure execution) `CFRFIX_*` from `envp`, the
+/// NULL-terminated environment the loader gives constructors; the environment wins.
 ///
 /// # Safety
 /// `envp` is NULL or points to a NULL-terminated array of NUL-terminated strings.
 pub unsafe fn load(envp: *const *const c_char) {
-    if envp.is_null() || LOADED.swap(true, Ordering::AcqRel) || sys::secure_execution() {
+    if LOADED.swap(true, Ordering::AcqRel) {
         return;
     }
-    let mut entry = envp;
-    loop {
-        // SAFETY: within the NULL-terminated array (we stop at its NULL).
-        let p = unsafe { *entry };
-        if p.is_null() {
-            break;
+    let mut settings = Settings {
+        mode: None,
+        engine: None,
+        sparse: None,
+        errnos: None,
+        log: None,
+    };
+    read_config_file(&mut settings);
+    if !envp.is_null() && !sys::secure_execution() {
+        let mut entry = envp;
+        loop {
+            // SAFETY: within the NULL-terminated array (we stop at its NULL).
+            let p = unsafe { *entry };
+            if p.is_null() {
+                break;
+            }
+            // SAFETY: each entry is a NUL-terminated string.
+            let var = unsafe { CStr::from_ptr(p) }.to_bytes();
+            if let Some(setting) = var.strip_prefix(b"CFRFIX_") {
+                if let Some(eq) = setting.iter().position(|&c| c == b'=') {
+                    let (key, value) = setting.split_at(eq);
+                    let key_lower = ascii_lower::<16>(key);
+                    settings.apply(key_lower.as_slice(), value.get(1..).unwrap_or(&[]));
+                }
+            }
+            // SAFETY: `entry` was not the terminator, so the next element exists.
+            entry = unsafe { entry.add(1) };
         }
-        // SAFETY: each entry is a NUL-terminated string.
-        let var = unsafe { CStr::from_ptr(p) }.to_bytes();
-        apply(var);
-        // SAFETY: `entry` was not the terminator, so the next element exists.
-        entry = unsafe { entry.add(1) };
+    }
+    settings.publish();
+}
+
+/// Parses `/etc/cfrfix.conf` (`key = value` lines, `#` comments) if it is a regular file owned
+/// by root and writable by nobody else: it is trusted even in setuid programs.
+fn read_config_file(settings: &mut Settings) {
+    let Ok(fd) = sys::open(
+        CONFIG_FILE,
+        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY,
+        0,
+    ) else {
+        return;
+    };
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    if let Ok(st) = sys::fstat(fd) {
+        let trusted =
+            st.uid == 0 && st.mode & 0o022 == 0 && st.mode & libc::S_IFMT == libc::S_IFREG;
+        if trusted {
+            while let Some(rest) = buf.get_mut(len..) {
+                match sys::read(fd, rest) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => len += n,
+                }
+            }
+        }
+    }
+    sys::close(fd);
+    parse_config(buf.get(..len).unwrap_or(&[]), settings);
+}
+
+fn parse_config(text: &[u8], settings: &mut Settings) {
+    for line in text.split(|&c| c == b'\n') {
+        let line = line.split(|&c| c == b'#').next().unwrap_or(&[]);
+        if let Some(eq) = line.iter().position(|&c| c == b'=') {
+            let (key, value) = line.split_at(eq);
+            let key_lower = ascii_lower::<16>(key.trim_ascii());
+            settings.apply(
+                key_lower.as_slice(),
+                value.get(1..).unwrap_or(&[]).trim_ascii(),
+            );
+        }
     }
 }
 
-/// Applies one `NAME=value` environment entry if it is ours.
-fn apply(var: &[u8]) {
-    if let Some(v) = var.strip_prefix(b"CFRFIX_MODE=") {
-        if let Some(m) = parse_mode(v) {
+/// A short ASCII-lowercased copy (keys are short; a longer one matches nothing).
+struct Lower<const N: usize>([u8; N], usize);
+impl<const N: usize> Lower<N> {
+    fn as_slice(&self) -> &[u8] {
+        self.0.get(..self.1).unwrap_or(&[])
+    }
+}
+fn ascii_lower<const N: usize>(s: &[u8]) -> Lower<N> {
+    let mut out = [0u8; N];
+    if s.len() > N {
+        return Lower(out, 0);
+    }
+    for (o, c) in out.iter_mut().zip(s) {
+        *o = c.to_ascii_lowercase();
+    }
+    Lower(out, s.len())
+}
+
+impl Settings {
+    /// Applies one setting; an invalid value leaves the previous one in force.
+    fn apply(&mut self, key: &[u8], value: &[u8]) {
+        match key {
+            b"mode" => self.mode = parse_mode(value).or(self.mode),
+            b"engine" => self.engine = parse_engine(value).or(self.engine),
+            b"sparse" => self.sparse = parse_sparse(value).or(self.sparse),
+            b"errnos" => self.errnos = parse_errnos(value).or(self.errnos),
+            b"log" => self.log = parse_log(value).or(self.log),
+            _ => {}
+        }
+    }
+
+    fn publish(&self) {
+        if let Some(m) = self.mode {
             MODE.store(m as u8, Ordering::Relaxed);
         }
-    } else if let Some(v) = var.strip_prefix(b"CFRFIX_LOG=") {
-        set_log(v);
-    } else if let Some(v) = var.strip_prefix(b"CFRFIX_ERRNOS=") {
-        if let Some(words) = parse_errnos(v) {
+        if let Some(e) = self.engine {
+            ENGINE.store(e as u8, Ordering::Relaxed);
+        }
+        if let Some(sp) = self.sparse {
+            SPARSE.store(sp, Ordering::Relaxed);
+        }
+        if let Some(words) = self.errnos {
             for (slot, w) in FALLBACK_SET.iter().zip(words) {
                 slot.store(w, Ordering::Relaxed);
+            }
+        }
+        match self.log {
+            None | Some(LogSetting::Silent) => {}
+            Some(LogSetting::Stderr) => LOG_KIND.store(LOG_STDERR, Ordering::Release),
+            Some(LogSetting::File(path, len)) => {
+                // SAFETY: `load` runs once and LOG_FILE is not published yet, so nothing reads
+                // or writes the buffer concurrently.
+                let buf = unsafe { &mut *LOG_PATH.0.get() };
+                let (Some(dst), Some(src)) = (buf.get_mut(..=len), path.get(..=len)) else {
+                    return;
+                };
+                dst.copy_from_slice(src);
+                LOG_KIND.store(LOG_FILE, Ordering::Release);
             }
         }
     }
@@ -176,28 +333,36 @@ pub fn parse_mode(v: &[u8]) -> Option<Mode> {
     }
 }
 
-fn set_log(v: &[u8]) {
-    if v == b"stderr" {
-        LOG_KIND.store(LOG_STDERR, Ordering::Release);
-        return;
+pub fn parse_engine(v: &[u8]) -> Option<EngineChoice> {
+    match v {
+        b"auto" | b"" => Some(EngineChoice::Auto),
+        b"splice" => Some(EngineChoice::Splice),
+        b"rw" => Some(EngineChoice::Rw),
+        _ => None,
     }
-    // Only an absolute path that fits, without a NUL (a relative one would follow the cwd).
-    if v.first() != Some(&b'/') || v.len() >= LOG_PATH_MAX || v.contains(&0) {
-        return;
+}
+
+pub fn parse_sparse(v: &[u8]) -> Option<bool> {
+    match v {
+        b"auto" | b"" => Some(true),
+        b"off" => Some(false),
+        _ => None,
     }
-    if LOG_KIND.load(Ordering::Relaxed) == LOG_FILE {
-        return; // the path is published; never rewrite it (a duplicate entry in envp)
+}
+
+/// `stderr`, an absolute path (a relative one would follow the program's working directory),
+/// or empty/`off` for silence.
+fn parse_log(v: &[u8]) -> Option<LogSetting> {
+    match v {
+        b"" | b"off" => Some(LogSetting::Silent),
+        b"stderr" => Some(LogSetting::Stderr),
+        _ if v.first() == Some(&b'/') && v.len() < LOG_PATH_MAX && !v.contains(&0) => {
+            let mut path = [0u8; LOG_PATH_MAX];
+            path.get_mut(..v.len())?.copy_from_slice(v);
+            Some(LogSetting::File(path, v.len()))
+        }
+        _ => None,
     }
-    // SAFETY: LOG_FILE has not been published, so no reader looks at the buffer yet, and `load`
-    // runs once, so nothing else writes it.
-    let buf = unsafe { &mut *LOG_PATH.0.get() };
-    if let Some(dst) = buf.get_mut(..v.len()) {
-        dst.copy_from_slice(v);
-    }
-    if let Some(nul) = buf.get_mut(v.len()) {
-        *nul = 0;
-    }
-    LOG_KIND.store(LOG_FILE, Ordering::Release);
 }
 
 /// `CFRFIX_ERRNOS`: names or numbers separated by commas, spaces or colons. `none` (or an empty
@@ -250,7 +415,7 @@ mod tests {
 
     #[test]
     fn default_set() {
-        for e in [95, 524, 18, 38, 1, 5, 22, 2, 13] {
+        for e in [95, 524, 18, 38, 1, 5, 22, 2, 13, 11] {
             assert!(falls_back_on(Errno(e)), "{e}");
         }
         for e in [0, 9, 14, 21, 27, 28, 75, 4095, -1] {
@@ -269,6 +434,32 @@ mod tests {
         assert_eq!(parse_errnos(b""), Some([0; SET_WORDS]));
         assert_eq!(parse_errnos(b"bogus,99999999999999999999"), None);
         assert_eq!(parse_errnos(b"0"), None);
+    }
+
+    #[test]
+    fn config_file_parsing() {
+        let mut st = Settings {
+            mode: None,
+            engine: None,
+            sparse: None,
+            errnos: None,
+            log: None,
+        };
+        let text = b"# cfrfix\n  MODE = always # trailing comment\nengine=rw\nsparse = off\n\
+                     errnos = EXDEV EIO\nlog = /var/log/cfrfix.log\nbogus = 1\nmode = nonsense\n";
+        parse_config(text, &mut st);
+        assert_eq!(st.mode, Some(Mode::Always));
+        assert_eq!(st.engine, Some(EngineChoice::Rw));
+        assert_eq!(st.sparse, Some(false));
+        let w = st.errnos.unwrap();
+        assert!(has(&w, 18) && has(&w, 5) && !has(&w, 95));
+        match st.log {
+            Some(LogSetting::File(p, n)) => assert_eq!(&p[..n], b"/var/log/cfrfix.log"),
+            _ => panic!("log path not parsed"),
+        }
+        // A relative log path is refused, leaving the earlier setting.
+        st.apply(b"log", b"relative.log");
+        assert!(matches!(st.log, Some(LogSetting::File(..))));
     }
 
     #[test]

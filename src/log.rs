@@ -1,18 +1,52 @@
-//! One line per fallback, only when `CFRFIX_LOG` asks for it.
+//! One line per fallback, only when `CFRFIX_LOG` (or `log` in /etc/cfrfix.conf) asks for it.
 //!
 //! The line is built in a stack buffer (no allocation, no `core::fmt`) and written with a single
-//! `write(2)`, so lines from concurrent processes appending to one file do not interleave.
+//! `write(2)`, so lines from concurrent processes appending to one file do not interleave. A
+//! process logs at most `BURST` lines per second; the rest are counted and the count is reported
+//! on the next line that goes out, so a hot loop cannot fill a disk.
 
 use crate::config::{self, LogTarget};
+use crate::engine::EngineUsed;
 use crate::sys::{self, Errno};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Why the user-space copy ran.
+#[derive(Clone, Copy, Debug)]
+pub enum Trigger {
+    KernelErrno(Errno),
+    /// The kernel returned 0 where the source had data.
+    KernelZero,
+    /// `CFRFIX_MODE=always`: the kernel was not asked.
+    ModeAlways,
+}
 
 /// What happened in one fallback, for the log line.
 pub struct Fallback {
     pub fd_in: i32,
     pub fd_out: i32,
-    /// The kernel's refusal (`None` in `CFRFIX_MODE=always`, where it was not asked).
-    pub kernel_errno: Option<Errno>,
+    pub trigger: Trigger,
     pub result: Result<usize, Errno>,
+    pub engine: EngineUsed,
+}
+
+const BURST: u64 = 20;
+/// The second (CLOCK_MONOTONIC) the current budget belongs to, and lines logged / suppressed in it.
+static WINDOW: AtomicU64 = AtomicU64::new(u64::MAX);
+static LOGGED: AtomicU64 = AtomicU64::new(0);
+static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
+
+/// Whether this line may go out now; also returns how many were suppressed before it.
+fn admit() -> Option<u64> {
+    let now = sys::monotonic_secs();
+    if WINDOW.swap(now, Ordering::Relaxed) != now {
+        LOGGED.store(0, Ordering::Relaxed);
+    }
+    if LOGGED.fetch_add(1, Ordering::Relaxed) < BURST {
+        Some(SUPPRESSED.swap(0, Ordering::Relaxed))
+    } else {
+        SUPPRESSED.fetch_add(1, Ordering::Relaxed);
+        None
+    }
 }
 
 pub fn fallback(event: &Fallback) {
@@ -20,33 +54,44 @@ pub fn fallback(event: &Fallback) {
     if target == LogTarget::Silent {
         return;
     }
+    let Some(suppressed) = admit() else {
+        return;
+    };
     let mut line = Line::new();
     line.push(b"cfrfix[");
     line.push_u64(sys::getpid() as u64);
-    line.push(b"]: copy_file_range(fd ");
-    line.push_i64(event.fd_in.into());
-    line.push(b" -> fd ");
-    line.push_i64(event.fd_out.into());
+    line.push(b"]: copy_file_range(");
+    line.push_fd(event.fd_in);
+    line.push(b" -> ");
+    line.push_fd(event.fd_out);
     line.push(b"): ");
-    match event.kernel_errno {
-        Some(e) => {
+    match event.trigger {
+        Trigger::KernelErrno(e) => {
             line.push(b"kernel said ");
             line.push_errno(e);
         }
-        None => line.push(b"mode always"),
+        Trigger::KernelZero => line.push(b"kernel returned 0 with data to copy"),
+        Trigger::ModeAlways => line.push(b"mode always"),
     }
     match event.result {
         Ok(n) => {
             line.push(b"; copied ");
             line.push_u64(n as u64);
-            line.push(b" bytes in user space\n");
+            line.push(b" bytes in user space (engine ");
+            line.push(event.engine.name().as_bytes());
+            line.push(b")");
         }
         Err(e) => {
             line.push(b"; user-space copy returned ");
             line.push_errno(e);
-            line.push(b"\n");
         }
     }
+    if suppressed > 0 {
+        line.push(b" [");
+        line.push_u64(suppressed);
+        line.push(b" earlier lines suppressed]");
+    }
+    line.push_newline();
     write_line(target, line.as_bytes());
 }
 
@@ -71,17 +116,43 @@ fn write_line(target: LogTarget, bytes: &[u8]) {
     }
 }
 
-/// A fixed-size line buffer; what does not fit is dropped.
+const LINE_MAX: usize = 1024;
+
+/// A fixed-size line buffer; what does not fit is dropped (the newline always fits).
 struct Line {
-    buf: [u8; 256],
+    buf: [u8; LINE_MAX],
     len: usize,
 }
 
 impl Line {
     fn new() -> Line {
         Line {
-            buf: [0; 256],
+            buf: [0; LINE_MAX],
             len: 0,
+        }
+    }
+
+    fn push_newline(&mut self) {
+        self.len = self.len.min(LINE_MAX - 1);
+        self.push(b"\n");
+    }
+
+    /// `fd N (/path/of/it)`, the path as /proc/self/fd shows it.
+    fn push_fd(&mut self, fd: i32) {
+        self.push(b"fd ");
+        self.push_i64(fd.into());
+        let mut proc_path = Line::new();
+        proc_path.push(b"/proc/self/fd/");
+        proc_path.push_i64(fd.into());
+        proc_path.push(b"\0");
+        let Ok(path) = core::ffi::CStr::from_bytes_with_nul(proc_path.as_bytes()) else {
+            return;
+        };
+        let mut target = [0u8; 512];
+        if let Ok(n) = sys::readlink(path, &mut target) {
+            self.push(b" (");
+            self.push(target.get(..n).unwrap_or(&[]));
+            self.push(b")");
         }
     }
 
@@ -159,9 +230,11 @@ mod tests {
     #[test]
     fn overlong_lines_are_cut() {
         let mut l = Line::new();
-        for _ in 0..100 {
+        for _ in 0..300 {
             l.push(b"abcdef");
         }
-        assert_eq!(l.as_bytes().len(), 256);
+        l.push_newline();
+        assert_eq!(l.as_bytes().len(), LINE_MAX);
+        assert_eq!(l.as_bytes().last(), Some(&b'\n'));
     }
 }

@@ -1,36 +1,40 @@
 //! When to copy in user space, and the emulated call from checks to offset write-back.
 //!
 //! This is the one place that decides the strategy (`copy_file_range`); each step it calls is
-//! small: the kernel's checks (`checks`), an engine (`engine`), and the syscall's epilogue
+//! small: the kernel's checks (`checks`), the engines (`engine`), and the syscall's epilogue
 //! (`finish`).
 
 use crate::checks::{self, Copy, Request};
 use crate::config::{self, Mode};
-use crate::engine;
-use crate::log;
+use crate::engine::{self, EngineUsed};
+use crate::log::{self, Trigger};
 use crate::sys::{self, Errno, SysResult};
 use crate::usermem;
 
 /// `copy_file_range` as the program sees it, through either exported entry point.
 pub fn copy_file_range(req: &Request) -> SysResult<usize> {
-    match config::mode() {
-        Mode::Off => kernel(req),
-        Mode::Always => {
-            let result = emulate(req);
-            log_fallback(req, None, result);
-            result
-        }
+    let trigger = match config::mode() {
+        Mode::Off => return kernel(req),
+        Mode::Always => Trigger::ModeAlways,
         Mode::Auto => match kernel(req) {
             // A failing copy_file_range has copied nothing (a partial copy returns its count),
-            // so a user-space copy cannot duplicate or skip data.
-            Err(e) if config::falls_back_on(e) => {
-                let result = emulate(req);
-                log_fallback(req, Some(e), result);
-                result
-            }
-            other => other,
+            // so a user-space copy can neither duplicate nor skip data.
+            Err(e) if refusal_is_unsupported(req, e) => Trigger::KernelErrno(e),
+            // "Success" with nothing copied where there was something to copy: overlayfs
+            // (about 5.6-5.10), CIFS on 4.15, procfs/sysfs on 5.3-5.18 did that.
+            Ok(0) if req.len > 0 && should_have_copied(req) => Trigger::KernelZero,
+            other => return other,
         },
-    }
+    };
+    let (result, engine) = emulate(req);
+    log::fallback(&log::Fallback {
+        fd_in: req.fd_in,
+        fd_out: req.fd_out,
+        trigger,
+        result,
+        engine,
+    });
+    result
 }
 
 fn kernel(req: &Request) -> SysResult<usize> {
@@ -44,28 +48,59 @@ fn kernel(req: &Request) -> SysResult<usize> {
     )
 }
 
-fn log_fallback(req: &Request, kernel_errno: Option<Errno>, result: SysResult<usize>) {
-    log::fallback(&log::Fallback {
-        fd_in: req.fd_in,
-        fd_out: req.fd_out,
-        kernel_errno,
-        result,
-    });
+/// Whether the kernel's error means "cannot do it here" rather than "must not be done".
+/// EAGAIN counts only between two regular files opened blocking: older OpenZFS clone paths
+/// leaked it there (and Ruby retries EAGAIN forever), whereas for a non-blocking descriptor it
+/// is the program's business.
+fn refusal_is_unsupported(req: &Request, e: Errno) -> bool {
+    config::falls_back_on(e) && (e != Errno::EAGAIN || blocking_regular_pair(req))
+}
+
+fn blocking_regular_pair(req: &Request) -> bool {
+    [req.fd_in, req.fd_out].iter().all(|&fd| {
+        let blocking = sys::fcntl_getfl(fd).is_ok_and(|fl| fl & libc::O_NONBLOCK == 0);
+        let regular = sys::fstat(fd).is_ok_and(|st| st.mode & libc::S_IFMT == libc::S_IFREG);
+        blocking && regular
+    })
+}
+
+/// After the kernel returned 0 for a non-empty request: was there data at the read position?
+/// A regular source whose size is past that position, or a pseudo-file (size 0 in `stat`, but
+/// content when read). A genuine end of file is left alone.
+fn should_have_copied(req: &Request) -> bool {
+    let Ok(st) = sys::fstat(req.fd_in) else {
+        return false;
+    };
+    if st.mode & libc::S_IFMT != libc::S_IFREG {
+        return false;
+    }
+    if checks::is_sized_zero_pseudo_file(req.fd_in, &st) {
+        return true;
+    }
+    let pos = if req.off_in.is_null() {
+        sys::lseek(req.fd_in, 0, libc::SEEK_CUR)
+    } else {
+        usermem::read_offset(req.off_in)
+    };
+    pos.is_ok_and(|pos| pos >= 0 && pos < st.size)
 }
 
 /// The whole system call, done in user space with the kernel's semantics.
-pub fn emulate(req: &Request) -> SysResult<usize> {
-    let Some(job) = checks::check(req)? else {
-        return Ok(0);
+pub fn emulate(req: &Request) -> (SysResult<usize>, EngineUsed) {
+    let job = match checks::check(req) {
+        Ok(Some(job)) => job,
+        Ok(None) => return (Ok(0), EngineUsed::None),
+        Err(e) => return (Err(e), EngineUsed::None),
     };
-    let progress = engine::copy(req.fd_in, req.fd_out, &job);
-    match (progress.copied, progress.error) {
+    let (progress, engine) = engine::copy(req.fd_in, req.fd_out, &job);
+    let result = match (progress.copied, progress.error) {
         // An error before any progress is the call's error; after progress, the partial count
         // (the error shows again on the next call, as with the kernel).
         (0, Some(e)) => Err(e),
         (0, None) => Ok(0),
         (n, _) => finish(req, &job, n),
-    }
+    };
+    (result, engine)
 }
 
 /// The syscall's epilogue after `copied > 0` bytes: advance each offset by exactly that much,

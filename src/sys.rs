@@ -21,6 +21,10 @@ impl Errno {
     pub const EFBIG: Errno = Errno(libc::EFBIG);
     pub const ENOSYS: Errno = Errno(libc::ENOSYS);
     pub const EOVERFLOW: Errno = Errno(libc::EOVERFLOW);
+    pub const EAGAIN: Errno = Errno(libc::EAGAIN);
+    pub const ENXIO: Errno = Errno(libc::ENXIO);
+    pub const EINTR: Errno = Errno(libc::EINTR);
+    pub const EIO: Errno = Errno(libc::EIO);
 }
 
 pub type SysResult<T> = Result<T, Errno>;
@@ -165,6 +169,7 @@ pub fn fcntl_getfl(fd: c_int) -> SysResult<c_int> {
 pub struct FileStat {
     pub mode: u32,
     pub size: i64,
+    pub uid: u32,
     pub dev: u64,
     pub ino: u64,
 }
@@ -177,6 +182,7 @@ pub fn fstat(fd: c_int) -> SysResult<FileStat> {
     Ok(FileStat {
         mode: st.st_mode,
         size: st.st_size,
+        uid: st.st_uid,
         dev: st.st_dev,
         ino: st.st_ino,
     })
@@ -237,6 +243,84 @@ pub fn open(path: &core::ffi::CStr, flags: c_int, mode: c_uint) -> SysResult<c_i
     // SAFETY: `path` is NUL-terminated and outlives the call.
     unsafe { sys!(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags, mode) }
         .map(|v| v as c_int)
+}
+
+/// `splice(2)` between a file at an explicit offset and a pipe (`None`: the pipe side).
+pub fn splice(
+    fd_in: c_int,
+    off_in: Option<&mut i64>,
+    fd_out: c_int,
+    off_out: Option<&mut i64>,
+    len: usize,
+    flags: c_uint,
+) -> SysResult<usize> {
+    let ptr = |o: Option<&mut i64>| o.map_or(core::ptr::null_mut(), |r| r as *mut i64);
+    // SAFETY: each offset pointer is NULL or a live, writable i64 of the caller's (ours).
+    unsafe {
+        sys!(
+            libc::SYS_splice,
+            fd_in,
+            ptr(off_in),
+            fd_out,
+            ptr(off_out),
+            len,
+            flags
+        )
+    }
+}
+
+/// `F_SETPIPE_SZ` (best effort), then the pipe's actual capacity in bytes.
+pub fn pipe_capacity(fd: c_int, wanted: usize) -> SysResult<usize> {
+    // SAFETY: these fcntl commands take an integer, no pointer.
+    unsafe {
+        let _ = sys!(libc::SYS_fcntl, fd, libc::F_SETPIPE_SZ, wanted);
+        sys!(libc::SYS_fcntl, fd, libc::F_GETPIPE_SZ)
+    }
+}
+
+pub fn ftruncate(fd: c_int, len: i64) -> SysResult<()> {
+    // SAFETY: ftruncate takes no pointer.
+    unsafe { sys!(libc::SYS_ftruncate, fd, len) }.map(|_| ())
+}
+
+/// The filesystem type (`f_type` magic) of the file behind `fd`.
+pub fn fs_magic(fd: c_int) -> SysResult<i64> {
+    // SAFETY: all-zero is a valid `libc::statfs` (plain integers).
+    let mut sfs: libc::statfs = unsafe { core::mem::zeroed() };
+    // SAFETY: `sfs` is a writable `struct statfs`, the layout the kernel's fstatfs fills here.
+    unsafe { sys!(libc::SYS_fstatfs, fd, &mut sfs as *mut libc::statfs) }?;
+    Ok(sfs.f_type as i64)
+}
+
+/// `readlink(2)` into `buf`; the number of bytes placed there (not NUL-terminated).
+pub fn readlink(path: &core::ffi::CStr, buf: &mut [u8]) -> SysResult<usize> {
+    // SAFETY: `path` is NUL-terminated; the kernel writes at most `buf.len()` bytes into `buf`.
+    unsafe {
+        sys!(
+            libc::SYS_readlinkat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            buf.as_mut_ptr(),
+            buf.len()
+        )
+    }
+}
+
+/// Seconds on `CLOCK_MONOTONIC` (0 if unavailable).
+pub fn monotonic_secs() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a writable `struct timespec`.
+    let r = unsafe {
+        sys!(
+            libc::SYS_clock_gettime,
+            libc::CLOCK_MONOTONIC,
+            &mut ts as *mut libc::timespec
+        )
+    };
+    if r.is_ok() { ts.tv_sec as u64 } else { 0 }
 }
 
 /// The soft `RLIMIT_FSIZE` of the calling process (`u64::MAX` is `RLIM_INFINITY`).
