@@ -23,6 +23,9 @@ ERRNO is a decimal number (0..=4095) or one of the names
   EIO (5)  EINVAL (22)  ENOENT (2)  EACCES (13)  EAGAIN (11)
 `0` makes copy_file_range return 0, i.e. report success with nothing copied.
 
+The filter needs no_new_privs, which PROGRAM and its children inherit: set-user-ID
+and file capabilities do not raise privileges under this tool.
+
 Exit status: PROGRAM's, or 2 for bad usage, 1 if the filter cannot be installed,
 127 if PROGRAM cannot be executed.";
 
