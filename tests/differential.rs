@@ -279,7 +279,62 @@ fn explicit_cases() -> Vec<String> {
         }
     }
     cases.push("src_size=1000 dst=samefd src_mode=rw off_in=ro:0 off_out=500 len=100".into());
+    // Variables that straddle a page boundary: a partly unreadable one is EFAULT up front; a
+    // readable one whose second half is read-only gets the copy, a partial write-back (the
+    // kernel stores the bytes up to the boundary) and EFAULT.
+    for (off_in, off_out) in [
+        ("splitfault", "null"),
+        ("null", "splitfault"),
+        ("splitro:10", "null"),
+        ("null", "splitro:20"),
+        ("splitro:10", "splitro:20"),
+        ("splitro:0x1234567f", "0"),
+        ("splitro:0xfffffff0", "0"),
+        ("splitro:5", "alias"),
+        ("fault", "alias"),
+        ("splitfault", "alias"),
+    ] {
+        for len in [0, 100, 300_000] {
+            cases.push(format!(
+                "src_size=300000 src_trunc=0x200000000 off_in={off_in} off_out={off_out} len={len} seed=15"
+            ));
+        }
+    }
     cases.push("src_size=1000 off_in=5 off_out=alias len=100".into());
+
+    // Inode flags: an immutable destination is EPERM even for len 0 (write(2) through a
+    // descriptor opened before `chattr +i` would succeed); append-only inodes and an
+    // immutable source do not matter.
+    for (src_attr, dst_attr) in [
+        ("none", "immutable"),
+        ("none", "appendonly"),
+        ("immutable", "none"),
+        ("appendonly", "none"),
+    ] {
+        for len in [0, 100] {
+            for extra in [
+                "",
+                "dst_mode=rw",
+                "off_out=ro:0",
+                "fsize=10 dst_pos=10",
+                "flags=1",
+                "src=dir",
+                "dst_mode=append",
+                "src_mode=wo",
+                "off_in=-5 len=3",
+            ] {
+                let case = format!(
+                    "src_size=1000 len={len} src_attr={src_attr} dst_attr={dst_attr} {extra}"
+                );
+                cases.push(case.trim_end().to_string());
+            }
+            for dst in ["samefd", "samepath", "hardlink"] {
+                cases.push(format!(
+                    "src_size=1000 src_mode=rw dst={dst} dst_mode=rw off_in=0 off_out=2000 len={len} src_attr={src_attr} dst_attr={dst_attr}"
+                ));
+            }
+        }
+    }
 
     // Flags: anything non-zero is EINVAL, after EBADF and EFAULT but before EISDIR.
     for flags in [1u64, 2, 0x8000_0000, 0xffff_ffff] {
@@ -330,7 +385,10 @@ fn random_offset(rng: &mut Rng, size: u64) -> String {
         0..=3 => "null".into(),
         4..=6 => rng.below(size + 2000).to_string(),
         7 => rng.pick(&edge_offsets(size)).clone(),
-        8 => format!("ro:{}", rng.below(size + 100)),
+        8 => match rng.below(4) {
+            0 => format!("splitro:{}", rng.below(size + 100)),
+            _ => format!("ro:{}", rng.below(size + 100)),
+        },
         _ => rng.below(200).to_string(),
     }
 }
@@ -384,6 +442,9 @@ fn random_case(rng: &mut Rng) -> String {
     }
     if rng.chance(5) {
         add(format!("flags={}", rng.below(4)));
+    }
+    if rng.chance(3) {
+        add("dst_attr=immutable".into());
     }
     case
 }
@@ -657,6 +718,17 @@ fn native_kernel_quirks() {
     let line = one("src_size=1000 off_out=0x7fffffffffffffff len=0");
     assert!(
         line.starts_with("ret=-1 errno=27 ") && line.ends_with(" xfsz=0"),
+        "{line}"
+    );
+    // An immutable destination is EPERM even for len 0, although write(2) would work.
+    let line = one("src_size=1000 len=0 dst_attr=immutable");
+    assert!(line.starts_with("ret=-1 errno=1 "), "{line}");
+    // An off_out whose second half is read-only: copied, the low 4 bytes of the new value
+    // written back, EFAULT. 0x1_0000_0010 + 100 = 0x1_0000_0074; the high half stays 1.
+    let line = one("src_size=1000 off_out=splitro:0x100000010 len=100");
+    let expected = format!(" off_out={} ", 0x1_0000_0074u64);
+    assert!(
+        line.starts_with("ret=-1 errno=14 ") && line.contains(&expected),
         "{line}"
     );
 }

@@ -11,7 +11,8 @@
 //!
 //! # Case format
 //!
-//! A line is whitespace-separated `key=value` pairs; every key is optional. Empty lines and
+//! A line is whitespace-separated `key=value` pairs; every key is optional and a repeated key
+//! overrides the earlier one. Empty lines and
 //! lines starting with `#` are skipped without output. Numbers are decimal (optionally
 //! negative) or `0x` hexadecimal; offsets accept any value in `-2^63 .. 2^64` and are taken
 //! modulo 2^64, so `0xfffffffffffffffb` and `-5` are the same offset.
@@ -29,7 +30,8 @@
 //! | `dst_trunc` | bytes | none | then `ftruncate` the destination (`file` only) |
 //! | `dst_mode` | as `src_mode` | `wo` | open mode of `fd_out` (ignored for `samefd`) |
 //! | `dst_pos` | bytes | 0 | `lseek(fd_out, dst_pos, SEEK_SET)` (ignored for `samefd`) |
-//! | `off_in` | `null`, a number, `ro:N`, `fault`, `lowaddr` | `null` | the `off_in` argument: NULL; a pointer to a writable `loff_t` holding N; a pointer to N on a read-only page; a pointer into a `PROT_NONE` page; the address 16 (page zero, never mapped) |
+//! | `src_attr`, `dst_attr` | `none` `immutable` `appendonly` | `none` | inode flag (`chattr +i` / `+a`) set on that file after its descriptors are open, cleared before cleanup |
+//! | `off_in` | `null`, a number, `ro:N`, `splitro:N`, `fault`, `splitfault`, `lowaddr` | `null` | the `off_in` argument: NULL; a pointer to a writable `loff_t` holding N; a pointer to N on a read-only page; N stored across the end of a writable page into a read-only one (readable, write-back fails); a pointer into a `PROT_NONE` page; a `loff_t` whose first 4 bytes are readable and the rest `PROT_NONE`; the address 16 (page zero, never mapped) |
 //! | `off_out` | as `off_in`, plus `alias` | `null` | `alias` passes the same pointer as `off_in` |
 //! | `len` | number (`size_t`) | 0 | the `len` argument |
 //! | `flags` | number (`unsigned int`) | 0 | the `flags` argument |
@@ -41,7 +43,7 @@
 //!
 //! # Result format
 //!
-//! `ret=R errno=E pos_in=P pos_out=P off_in=V off_out=V dst=D src=S xfsz=N`
+//! `ret=R errno=E pos_in=P pos_out=P off_in=V off_out=V dst=D src=S mtime=M xfsz=N`
 //!
 //! - `errno` is 0 whenever `ret >= 0`;
 //! - `pos_*` is `lseek(fd, 0, SEEK_CUR)` after the call, `-` when that fails;
@@ -49,6 +51,9 @@
 //!   `-` for an unreadable pointer;
 //! - `dst`/`src` are `SIZE:HASH` of the whole file (64-bit FNV-1a in hex, holes hashed as the
 //!   zero bytes they read as), `pipe:LEN:HASH` for what is left in a pipe, `-` otherwise;
+//! - `mtime` is `changed` or `same`: whether the call changed the destination file's mtime or
+//!   ctime (tmpfs has multigrain timestamps, so the fstat before the call guarantees that an
+//!   update is visible); `-` when the destination is not a file;
 //! - `xfsz` counts SIGXFSZ deliveries during the call (a handler catches them).
 //!
 //! A malformed case line prints `error=...` instead and the probe carries on.
@@ -64,6 +69,11 @@ const PIPE_FILL_MAX: usize = 65536;
 
 /// The address `lowaddr` stands for: inside page zero, which `vm.mmap_min_addr` keeps unmapped.
 const LOW_ADDRESS: usize = 16;
+
+// <linux/fs.h>, not in the libc crate. The ioctls take a pointer to an int of FS_*_FL bits.
+const FS_IOC_SETFLAGS: libc::Ioctl = 0x4008_6602; // _IOW('f', 2, long)
+const FS_IMMUTABLE_FL: c_int = 0x10;
+const FS_APPEND_FL: c_int = 0x20;
 
 static SIGXFSZ_DELIVERIES: AtomicU32 = AtomicU32::new(0);
 
@@ -108,7 +118,11 @@ enum OffsetArg {
     Null,
     Writable(i64),
     ReadOnly(i64),
+    /// Readable, but its last 4 bytes lie on a read-only page.
+    SplitReadOnly(i64),
     ProtNone,
+    /// First 4 bytes readable, last 4 on a `PROT_NONE` page.
+    SplitProtNone,
     LowAddress,
     /// `off_out` only: the very pointer passed as `off_in`.
     AliasOfIn,
@@ -126,6 +140,8 @@ struct Case {
     dst_trunc: Option<u64>,
     dst_mode: c_int,
     dst_pos: i64,
+    src_attr: c_int,
+    dst_attr: c_int,
     off_in: OffsetArg,
     off_out: OffsetArg,
     len: u64,
@@ -148,6 +164,8 @@ impl Default for Case {
             dst_trunc: None,
             dst_mode: libc::O_WRONLY,
             dst_pos: 0,
+            src_attr: 0,
+            dst_attr: 0,
             off_in: OffsetArg::Null,
             off_out: OffsetArg::Null,
             len: 0,
@@ -196,6 +214,15 @@ fn parse_mode(text: &str) -> Result<c_int, String> {
     })
 }
 
+fn parse_attr(text: &str) -> Result<c_int, String> {
+    Ok(match text {
+        "none" => 0,
+        "immutable" => FS_IMMUTABLE_FL,
+        "appendonly" => FS_APPEND_FL,
+        _ => return Err(format!("unknown attribute {text:?}")),
+    })
+}
+
 fn parse_kind(text: &str, destination: bool) -> Result<FdKind, String> {
     let kind = match text {
         "file" => FdKind::File,
@@ -216,12 +243,18 @@ fn parse_offset(text: &str, is_off_out: bool) -> Result<OffsetArg, String> {
     Ok(match text {
         "null" => OffsetArg::Null,
         "fault" => OffsetArg::ProtNone,
+        "splitfault" => OffsetArg::SplitProtNone,
         "lowaddr" => OffsetArg::LowAddress,
         "alias" if is_off_out => OffsetArg::AliasOfIn,
-        _ => match text.strip_prefix("ro:") {
-            Some(value) => OffsetArg::ReadOnly(parse_bits(value)? as i64),
-            None => OffsetArg::Writable(parse_bits(text)? as i64),
-        },
+        _ => {
+            if let Some(value) = text.strip_prefix("ro:") {
+                OffsetArg::ReadOnly(parse_bits(value)? as i64)
+            } else if let Some(value) = text.strip_prefix("splitro:") {
+                OffsetArg::SplitReadOnly(parse_bits(value)? as i64)
+            } else {
+                OffsetArg::Writable(parse_bits(text)? as i64)
+            }
+        }
     })
 }
 
@@ -250,6 +283,8 @@ fn parse_case(line: &str) -> Result<Case, String> {
             "dst_trunc" => case.dst_trunc = Some(parse_bits(value)?),
             "dst_mode" => case.dst_mode = parse_mode(value)?,
             "dst_pos" => case.dst_pos = parse_bits(value)? as i64,
+            "src_attr" => case.src_attr = parse_attr(value)?,
+            "dst_attr" => case.dst_attr = parse_attr(value)?,
             "off_in" => case.off_in = parse_offset(value, false)?,
             "off_out" => case.off_out = parse_offset(value, true)?,
             "len" => case.len = parse_bits(value)?,
@@ -429,6 +464,35 @@ fn pipe_digest(read_end: c_int) -> String {
     format!("pipe:{total}:{:016x}", hash.0)
 }
 
+/// Sets the inode flags (`chattr`) of the file at `path` to exactly `flags`; a no-op for
+/// fixtures that are not files.
+fn set_inode_flags(path: Option<&Path>, flags: c_int) {
+    let Some(path) = path else { return };
+    let fd = open_raw(path, libc::O_RDONLY | libc::O_NONBLOCK);
+    // SAFETY: FS_IOC_SETFLAGS reads one int through the pointer, which is valid for the call.
+    let rc = unsafe { libc::ioctl(fd, FS_IOC_SETFLAGS, &flags as *const c_int) };
+    assert_eq!(
+        rc,
+        0,
+        "FS_IOC_SETFLAGS {flags:#x} on {}: errno {}",
+        path.display(),
+        errno()
+    );
+    close_fd(fd);
+}
+
+/// mtime and ctime of the file at `path`, to the nanosecond.
+fn change_times(path: &Path) -> [i64; 4] {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).expect("stat fixture");
+    [
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec(),
+    ]
+}
+
 fn write_file(path: &Path, content: &[u8], truncate_to: Option<u64>) {
     std::fs::write(path, content).expect("write fixture");
     if let Some(size) = truncate_to {
@@ -440,12 +504,19 @@ fn write_file(path: &Path, content: &[u8], truncate_to: Option<u64>) {
     }
 }
 
-/// Three pages for the offset variables: page 0 read-write, page 1 made read-only after the
-/// values are stored, page 2 `PROT_NONE` (kept reserved so nothing else is ever mapped there).
+/// Pages for the offset variables: one group of three per argument (`off_in` = group 0,
+/// `off_out` = group 1), each read-write, then read-only (after the values are stored), then
+/// `PROT_NONE` (kept reserved so nothing else is ever mapped there). The split variables
+/// straddle the boundary after the first or the second page of their group.
 struct OffsetPages {
     base: *mut u8,
     page_size: usize,
 }
+
+const PAGES_PER_GROUP: usize = 3;
+const READ_WRITE_PAGE: usize = 0;
+const READ_ONLY_PAGE: usize = 1;
+const PROT_NONE_PAGE: usize = 2;
 
 impl OffsetPages {
     fn new() -> OffsetPages {
@@ -455,7 +526,7 @@ impl OffsetPages {
         let base = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                3 * page_size,
+                2 * PAGES_PER_GROUP * page_size,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
@@ -467,15 +538,19 @@ impl OffsetPages {
             base: base.cast(),
             page_size,
         };
-        pages.protect(2, libc::PROT_NONE);
+        for group in 0..2 {
+            pages.protect(group, PROT_NONE_PAGE, libc::PROT_NONE);
+        }
         pages
     }
 
-    fn protect(&self, page: usize, protection: c_int) {
-        // SAFETY: the page lies inside our own mapping from `new`.
+    fn protect(&self, group: usize, page: usize, protection: c_int) {
+        // SAFETY: group < 2 and page < PAGES_PER_GROUP: the page lies inside our mapping.
         let rc = unsafe {
             libc::mprotect(
-                self.base.add(page * self.page_size).cast::<c_void>(),
+                self.base
+                    .add((group * PAGES_PER_GROUP + page) * self.page_size)
+                    .cast::<c_void>(),
                 self.page_size,
                 protection,
             )
@@ -483,53 +558,57 @@ impl OffsetPages {
         assert_eq!(rc, 0, "mprotect");
     }
 
-    /// The slot for `off_in` (index 0) or `off_out` (index 1) on `page`.
-    fn slot(&self, page: usize, index: usize) -> *mut libc::loff_t {
-        // SAFETY: page < 3 and index * 64 < page_size, so the result stays inside the mapping.
-        unsafe { self.base.add(page * self.page_size + index * 64).cast() }
+    /// The start of `page` in `group`, or with `straddle` the address 4 bytes before its end,
+    /// so that a `loff_t` there runs into the next page.
+    fn slot(&self, group: usize, page: usize, straddle: bool) -> *mut libc::loff_t {
+        let mut offset = (group * PAGES_PER_GROUP + page) * self.page_size;
+        if straddle {
+            offset += self.page_size - 4;
+        }
+        // SAFETY: offset + 8 stays inside the 2 * PAGES_PER_GROUP pages of the mapping.
+        unsafe { self.base.add(offset).cast() }
     }
 
     /// Stores the values and returns the `(off_in, off_out)` arguments for a case.
     fn arguments(&self, case: &Case) -> (*mut libc::loff_t, *mut libc::loff_t) {
-        self.protect(1, libc::PROT_READ | libc::PROT_WRITE);
-        let pointer = |spec: OffsetArg, index: usize| -> *mut libc::loff_t {
-            match spec {
-                OffsetArg::Null | OffsetArg::AliasOfIn => std::ptr::null_mut(),
-                OffsetArg::Writable(value) => {
-                    let slot = self.slot(0, index);
-                    // SAFETY: slot is an aligned loff_t on a read-write page of our mapping.
-                    unsafe { slot.write(value) };
-                    slot
-                }
-                OffsetArg::ReadOnly(value) => {
-                    let slot = self.slot(1, index);
-                    // SAFETY: page 1 is read-write until the protect() below.
-                    unsafe { slot.write(value) };
-                    slot
-                }
-                OffsetArg::ProtNone => self.slot(2, index),
-                OffsetArg::LowAddress => LOW_ADDRESS as *mut libc::loff_t,
-            }
+        let pointer = |spec: OffsetArg, group: usize| -> *mut libc::loff_t {
+            let (page, straddle, value) = match spec {
+                OffsetArg::Null | OffsetArg::AliasOfIn => return std::ptr::null_mut(),
+                OffsetArg::LowAddress => return LOW_ADDRESS as *mut libc::loff_t,
+                OffsetArg::ProtNone => return self.slot(group, PROT_NONE_PAGE, false),
+                OffsetArg::SplitProtNone => return self.slot(group, READ_ONLY_PAGE, true),
+                OffsetArg::Writable(value) => (READ_WRITE_PAGE, false, value),
+                OffsetArg::ReadOnly(value) => (READ_ONLY_PAGE, false, value),
+                OffsetArg::SplitReadOnly(value) => (READ_WRITE_PAGE, true, value),
+            };
+            let slot = self.slot(group, page, straddle);
+            self.protect(group, READ_ONLY_PAGE, libc::PROT_READ | libc::PROT_WRITE);
+            // SAFETY: the slot's 8 bytes lie on the group's first two pages, both read-write
+            // right now. Split slots are only 4-byte aligned, hence write_unaligned.
+            unsafe { slot.write_unaligned(value) };
+            self.protect(group, READ_ONLY_PAGE, libc::PROT_READ);
+            slot
         };
         let off_in = pointer(case.off_in, 0);
         let off_out = match case.off_out {
             OffsetArg::AliasOfIn => off_in,
             spec => pointer(spec, 1),
         };
-        self.protect(1, libc::PROT_READ);
         (off_in, off_out)
     }
 }
 
-/// The value an offset argument holds after the call.
+/// The value an offset argument holds after the call (`spec` is what `pointer` was made from;
+/// for an alias, the `off_in` spec).
 fn offset_after(spec: OffsetArg, pointer: *mut libc::loff_t) -> String {
     match spec {
         OffsetArg::Null => "null".into(),
-        OffsetArg::ProtNone | OffsetArg::LowAddress => "-".into(),
-        // SAFETY: these pointers point at readable slots of the offset pages (aliases included).
-        OffsetArg::Writable(_) | OffsetArg::ReadOnly(_) | OffsetArg::AliasOfIn => unsafe {
-            pointer.read().to_string()
+        OffsetArg::ProtNone | OffsetArg::SplitProtNone | OffsetArg::LowAddress => "-".into(),
+        // SAFETY: these pointers point at 8 readable bytes of the offset pages.
+        OffsetArg::Writable(_) | OffsetArg::ReadOnly(_) | OffsetArg::SplitReadOnly(_) => unsafe {
+            pointer.read_unaligned().to_string()
         },
+        OffsetArg::AliasOfIn => unreachable!("resolved to the off_in spec by the caller"),
     }
 }
 
@@ -796,7 +875,19 @@ impl Prober {
                 destination.fd = source.fd;
             }
         }
+        // Only now: an immutable file could not have been opened for writing.
+        if case.src_attr != 0 {
+            set_inode_flags(source.path.as_deref(), case.src_attr);
+        }
+        if case.dst_attr != 0 {
+            set_inode_flags(destination.path.as_deref(), case.dst_attr);
+        }
         let (off_in, off_out) = self.offsets.arguments(case);
+        let off_out_spec = match case.off_out {
+            OffsetArg::AliasOfIn => case.off_in,
+            spec => spec,
+        };
+        let times_before = destination.path.as_deref().map(change_times);
 
         SIGXFSZ_DELIVERIES.store(0, Ordering::Relaxed);
         if let Some(limit) = case.fsize {
@@ -818,16 +909,26 @@ impl Prober {
             self.set_fsize(&self.original_fsize);
         }
         let sigxfsz = SIGXFSZ_DELIVERIES.load(Ordering::Relaxed);
+        let mtime = match (&times_before, destination.path.as_deref()) {
+            (Some(before), Some(path)) if *before == change_times(path) => "same",
+            (Some(_), Some(_)) => "changed",
+            _ => "-",
+        };
 
         let line = format!(
-            "ret={ret} errno={error} pos_in={} pos_out={} off_in={} off_out={} dst={} src={} xfsz={sigxfsz}",
+            "ret={ret} errno={error} pos_in={} pos_out={} off_in={} off_out={} dst={} src={} mtime={mtime} xfsz={sigxfsz}",
             position(source.fd),
             position(destination.fd),
             offset_after(case.off_in, off_in),
-            offset_after(case.off_out, off_out),
+            offset_after(off_out_spec, off_out),
             destination.digest(false),
             source.digest(true),
         );
+        // Immutable files and their directory could not be removed otherwise.
+        if case.src_attr != 0 || case.dst_attr != 0 {
+            set_inode_flags(source.path.as_deref(), 0);
+            set_inode_flags(destination.path.as_deref(), 0);
+        }
         destination.close();
         source.close();
         let _ = std::fs::remove_dir_all(&dir);
