@@ -250,6 +250,11 @@ impl Sources {
 fn assert_file_bytes(path: &Path, expected: &[u8], context: &str) {
     let actual =
         fs::read(path).unwrap_or_else(|e| panic!("{context}: read {}: {e}", path.display()));
+    assert_bytes_eq(&actual, expected, &format!("{context}: {}", path.display()));
+}
+
+/// Equality without dumping megabytes: sizes and the first differing offset.
+fn assert_bytes_eq(actual: &[u8], expected: &[u8], what: &str) {
     if actual != expected {
         let first_difference = actual
             .iter()
@@ -257,8 +262,7 @@ fn assert_file_bytes(path: &Path, expected: &[u8], context: &str) {
             .position(|(a, b)| a != b)
             .unwrap_or(actual.len().min(expected.len()));
         panic!(
-            "{context}: {} differs from its source: {} bytes instead of {}, first difference at offset {first_difference}",
-            path.display(),
+            "{what}: {} bytes instead of {}, first difference at offset {first_difference}",
             actual.len(),
             expected.len()
         );
@@ -752,24 +756,10 @@ fn systemd_sysusers_backup() {
             stderr_excerpt(&out.stderr)
         );
         for ((file, want), (_, got)) in expected.iter().zip(sysusers_result(&root)) {
-            assert_file_bytes_eq(&got, want, &format!("{context}: etc/{file}"));
+            assert_bytes_eq(&got, want, &format!("{context}: etc/{file}"));
         }
         assert_fallback_logged(&log, errno, &context);
     }
-}
-
-fn assert_file_bytes_eq(actual: &[u8], expected: &[u8], context: &str) {
-    assert!(
-        actual == expected,
-        "{context}: {} bytes, expected {} bytes{}",
-        actual.len(),
-        expected.len(),
-        if actual.len() == expected.len() {
-            " (same length, different content)"
-        } else {
-            ""
-        }
-    );
 }
 
 // ---------------------------------------------------------------------------------
