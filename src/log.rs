@@ -141,15 +141,8 @@ impl Line {
     fn push_fd(&mut self, fd: i32) {
         self.push(b"fd ");
         self.push_i64(fd.into());
-        let mut proc_path = Line::new();
-        proc_path.push(b"/proc/self/fd/");
-        proc_path.push_i64(fd.into());
-        proc_path.push(b"\0");
-        let Ok(path) = core::ffi::CStr::from_bytes_with_nul(proc_path.as_bytes()) else {
-            return;
-        };
         let mut target = [0u8; 512];
-        if let Ok(n) = sys::readlink(path, &mut target) {
+        if let Ok(n) = sys::readlink(sys::ProcFdPath::new(fd).as_cstr(), &mut target) {
             self.push(b" (");
             self.push(target.get(..n).unwrap_or(&[]));
             self.push(b")");

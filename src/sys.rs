@@ -323,6 +323,69 @@ pub fn monotonic_secs() -> u64 {
     if r.is_ok() { ts.tv_sec as u64 } else { 0 }
 }
 
+/// `/proc/self/fd/N` as a C string, built without allocating.
+pub struct ProcFdPath {
+    buf: [u8; 32],
+}
+
+impl ProcFdPath {
+    pub fn new(fd: c_int) -> ProcFdPath {
+        let mut buf = [0u8; 32];
+        let prefix = b"/proc/self/fd/";
+        let mut len = 0;
+        for &b in prefix {
+            if let Some(slot) = buf.get_mut(len) {
+                *slot = b;
+                len += 1;
+            }
+        }
+        let mut digits = [0u8; 10];
+        let mut n = fd.unsigned_abs();
+        let mut count = 0;
+        loop {
+            if let Some(d) = digits.get_mut(count) {
+                *d = b'0' + (n % 10) as u8;
+            }
+            count += 1;
+            n /= 10;
+            if n == 0 || count == digits.len() {
+                break;
+            }
+        }
+        for i in (0..count).rev() {
+            if let (Some(slot), Some(&d)) = (buf.get_mut(len), digits.get(i)) {
+                *slot = d;
+                len += 1;
+            }
+        }
+        ProcFdPath { buf } // the rest of `buf` is NUL
+    }
+
+    pub fn as_cstr(&self) -> &core::ffi::CStr {
+        core::ffi::CStr::from_bytes_until_nul(&self.buf).unwrap_or(c"")
+    }
+}
+
+/// A second, private open file description for the file behind `fd`, read-only (through
+/// /proc/self/fd), so that `lseek` on it moves nobody else's file position. Verified to be the
+/// same inode: /proc may be missing or, in a chroot, not procfs at all.
+pub fn reopen_read_only(fd: c_int) -> SysResult<c_int> {
+    let original = fstat(fd)?;
+    let path = ProcFdPath::new(fd);
+    let new_fd = open(
+        path.as_cstr(),
+        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY,
+        0,
+    )?;
+    match fstat(new_fd) {
+        Ok(st) if st.dev == original.dev && st.ino == original.ino => Ok(new_fd),
+        _ => {
+            close(new_fd);
+            Err(Errno::EBADF)
+        }
+    }
+}
+
 /// The soft `RLIMIT_FSIZE` of the calling process (`u64::MAX` is `RLIM_INFINITY`).
 pub fn fsize_limit() -> SysResult<u64> {
     let mut lim = libc::rlimit64 {
@@ -508,4 +571,30 @@ pub fn errno_name(e: Errno) -> Option<&'static str> {
         .iter()
         .find(|(_, n)| *n == e.0)
         .map(|(name, _)| *name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_fd_paths() {
+        assert_eq!(ProcFdPath::new(0).as_cstr(), c"/proc/self/fd/0");
+        assert_eq!(ProcFdPath::new(1234).as_cstr(), c"/proc/self/fd/1234");
+        assert_eq!(
+            ProcFdPath::new(i32::MAX).as_cstr(),
+            c"/proc/self/fd/2147483647"
+        );
+    }
+
+    #[test]
+    fn reopened_description_has_its_own_position() {
+        let f = std::fs::File::open("/proc/self/exe").unwrap();
+        use std::os::fd::AsRawFd;
+        let fd = f.as_raw_fd();
+        let probe = reopen_read_only(fd).unwrap();
+        assert_eq!(lseek(probe, 100, libc::SEEK_SET), Ok(100));
+        assert_eq!(lseek(fd, 0, libc::SEEK_CUR), Ok(0));
+        close(probe);
+    }
 }

@@ -11,7 +11,21 @@ use crate::checks::Copy;
 use crate::sys::{self, Errno};
 
 pub fn copy(mover: &mut Mover, job: &Copy) -> Progress {
-    let fd_in = mover.fd_in;
+    // SEEK_DATA/SEEK_HOLE move the file position they are asked on: ask a private description.
+    let Ok(probe) = sys::reopen_read_only(mover.fd_in) else {
+        return mover.run(Run {
+            pos_in: job.pos_in,
+            pos_out: job.pos_out,
+            count: job.count,
+        });
+    };
+    let progress = copy_with_probe(mover, job, probe);
+    sys::close(probe);
+    progress
+}
+
+/// The hole walk; `probe` is a private descriptor of the source, used only for `lseek`.
+fn copy_with_probe(mover: &mut Mover, job: &Copy, probe: i32) -> Progress {
     let fd_out = mover.fd_out;
     let end_in = job.pos_in.wrapping_add(job.count as i64);
     // Destination positions at or past this hold no data yet (read at the checks).
@@ -40,7 +54,7 @@ pub fn copy(mover: &mut Mover, job: &Copy) -> Progress {
     };
 
     while cur < end_in {
-        let data = match sys::lseek(fd_in, cur, libc::SEEK_DATA) {
+        let data = match sys::lseek(probe, cur, libc::SEEK_DATA) {
             Ok(d) => d.min(end_in),
             Err(Errno::ENXIO) => end_in, // no data from here to EOF
             Err(_) => cur,               // no hole support: all data
@@ -63,7 +77,7 @@ pub fn copy(mover: &mut Mover, job: &Copy) -> Progress {
                 break;
             }
         }
-        let hole = match sys::lseek(fd_in, cur, libc::SEEK_HOLE) {
+        let hole = match sys::lseek(probe, cur, libc::SEEK_HOLE) {
             Ok(h) if h > cur => h.min(end_in),
             _ => end_in,
         };
