@@ -65,24 +65,28 @@ fn blocking_regular_pair(req: &Request) -> bool {
 }
 
 /// After the kernel returned 0 for a non-empty request: was there data at the read position?
-/// A regular source whose size is past that position, or a pseudo-file (size 0 in `stat`, but
-/// content when read). A genuine end of file is left alone.
 fn should_have_copied(req: &Request) -> bool {
     let Ok(st) = sys::fstat(req.fd_in) else {
         return false;
     };
-    if st.mode & libc::S_IFMT != libc::S_IFREG {
-        return false;
-    }
-    if checks::is_sized_zero_pseudo_file(req.fd_in, &st) {
-        return true;
-    }
+    let regular = st.mode & libc::S_IFMT == libc::S_IFREG;
+    let pseudo = regular && checks::is_sized_zero_pseudo_file(req.fd_in, &st);
     let pos = if req.off_in.is_null() {
         sys::lseek(req.fd_in, 0, libc::SEEK_CUR)
     } else {
         usermem::read_offset(req.off_in)
     };
-    pos.is_ok_and(|pos| pos >= 0 && pos < st.size)
+    match pos {
+        Ok(pos) => zero_hides_data(regular, pseudo, st.size, pos),
+        Err(_) => false,
+    }
+}
+
+/// The decision: a regular source whose size is past the read position, or a pseudo-file (size
+/// 0 in `stat`, content when read). A genuine end of file (position at or past the size) is not
+/// second-guessed, so the kernel's 0 stands.
+fn zero_hides_data(regular: bool, pseudo: bool, size: i64, pos: i64) -> bool {
+    regular && (pseudo || (pos >= 0 && pos < size))
 }
 
 /// The whole system call, done in user space with the kernel's semantics.
@@ -122,4 +126,32 @@ fn finish(req: &Request, job: &Copy, copied: usize) -> SysResult<usize> {
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::zero_hides_data;
+
+    #[test]
+    fn zero_return_decision_table() {
+        // (regular, pseudo, size, pos) -> redo in user space?
+        let table = [
+            (true, false, 100, 0, true), // data at the position: the kernel's 0 was wrong
+            (true, false, 100, 99, true), // one byte left
+            (true, false, 100, 100, false), // genuine end of file
+            (true, false, 100, 500, false), // past the end
+            (true, false, 0, 0, false),  // empty regular file
+            (true, false, 100, -1, false), // a negative position is the checks' business
+            (true, true, 0, 0, true),    // procfs/sysfs: size 0, content when read
+            (true, true, 0, 4096, true), // ... at any position (the read finds the real end)
+            (false, false, 100, 0, false), // pipes, sockets: not a copy_file_range source
+        ];
+        for (regular, pseudo, size, pos, redo) in table {
+            assert_eq!(
+                zero_hides_data(regular, pseudo, size, pos),
+                redo,
+                "regular={regular} pseudo={pseudo} size={size} pos={pos}"
+            );
+        }
+    }
 }

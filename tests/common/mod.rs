@@ -19,7 +19,11 @@ pub fn profile_dir() -> PathBuf {
 /// The preload library under test. `cargo test` builds the cdylib next to the tests.
 pub fn cdylib() -> PathBuf {
     let p = profile_dir().join("libcfrfix.so");
-    assert!(p.exists(), "{} missing: run `cargo build` for this profile first", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo build` for this profile first",
+        p.display()
+    );
     p
 }
 
