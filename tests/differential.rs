@@ -8,9 +8,10 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use common::ScratchDir;
 
@@ -22,6 +23,8 @@ const ENTRY_POINTS: [&str; 3] = ["libc", "syscall", "dlsym"];
 /// Fixed so that every run generates the same cases.
 const CASE_SEED: u64 = 0x00c0_ffee_cf12_f1c5;
 const RANDOM_CASES: usize = 700;
+/// One probe run over the whole case set takes well under a second; this is for a hang.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many mismatching cases a failure prints in full.
 const MISMATCHES_SHOWN: usize = 20;
 
@@ -465,12 +468,14 @@ fn cases() -> &'static [String] {
 
 /// How a probe process is started.
 #[derive(Clone, Copy)]
-enum Setup {
+enum Setup<'a> {
     Native,
-    /// Under `cfrfix-inject ERRNO`, with or without the preloaded shim.
+    /// Under `cfrfix-inject ERRNO`, with or without the preloaded shim, with extra
+    /// environment variables (`CFRFIX_ENGINE`, `CFRFIX_SPARSE`) for the probe.
     Injected {
         errno: u32,
         shim: bool,
+        env: &'a [(&'a str, &'a str)],
     },
 }
 
@@ -480,16 +485,19 @@ struct ProbeRun {
     failure: Option<String>,
 }
 
-fn run_probe(setup: Setup, entry: &str, cases: &[String]) -> ProbeRun {
+fn run_probe(setup: Setup<'_>, entry: &str, cases: &[String]) -> ProbeRun {
     let scratch = ScratchDir::tmpfs("differential");
     let probe = env!("CARGO_BIN_EXE_cfrfix-probe");
     let mut command = match setup {
         Setup::Native => Command::new(probe),
-        Setup::Injected { errno, shim } => {
+        Setup::Injected { errno, shim, env } => {
             let mut command = Command::new(env!("CARGO_BIN_EXE_cfrfix-inject"));
             command.arg(errno.to_string()).arg("env");
             if shim {
                 command.arg(format!("LD_PRELOAD={}", common::cdylib().display()));
+            }
+            for (key, value) in env {
+                command.arg(format!("{key}={value}"));
             }
             command.arg(probe);
             command
@@ -498,6 +506,13 @@ fn run_probe(setup: Setup, entry: &str, cases: &[String]) -> ProbeRun {
     let mut child = command
         .arg(scratch.path())
         .env_remove("LD_PRELOAD")
+        // Only what a test asks for: a CFRFIX_* setting inherited from the shell running
+        // `cargo test` would silently change what is being compared.
+        .env_remove("CFRFIX_ENGINE")
+        .env_remove("CFRFIX_SPARSE")
+        .env_remove("CFRFIX_MODE")
+        .env_remove("CFRFIX_ERRNOS")
+        .env_remove("CFRFIX_LOG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -513,7 +528,37 @@ fn run_probe(setup: Setup, entry: &str, cases: &[String]) -> ProbeRun {
         // A probe that dies early closes its stdin; that shows up as missing lines below.
         let _ = stdin.write_all(input.as_bytes());
     });
-    let output = child.wait_with_output().expect("wait for cfrfix-probe");
+    // Readers for both pipes, so that the child can be waited for with a deadline (a hung
+    // probe, e.g. an engine looping on a pipe, must fail the test instead of stalling CI).
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("probe stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("probe stderr")));
+    let deadline = Instant::now() + PROBE_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for cfrfix-probe") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "cfrfix-probe ({entry}, {} cases) still running after {PROBE_TIMEOUT:?}, killed",
+                cases.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let output = std::process::Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    };
     writer.join().expect("stdin writer");
     let lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -563,12 +608,25 @@ fn field_differences(native: &str, shim: &str) -> String {
 /// Runs every case under each entry point with `errno` injected and the shim preloaded;
 /// panics with a readable report if any result line differs from the native one.
 fn assert_shim_matches_kernel(errno: u32) {
+    assert_shim_matches_kernel_with(errno, &[]);
+}
+
+/// As `assert_shim_matches_kernel`, with `CFRFIX_*` settings in the probe's environment.
+fn assert_shim_matches_kernel_with(errno: u32, env: &[(&str, &str)]) {
     let native = native_results();
     let mut report = String::new();
     let mut shown = 0;
     let mut total_mismatches = 0;
     for entry in ENTRY_POINTS {
-        let run = run_probe(Setup::Injected { errno, shim: true }, entry, cases());
+        let run = run_probe(
+            Setup::Injected {
+                errno,
+                shim: true,
+                env,
+            },
+            entry,
+            cases(),
+        );
         let mismatches: Vec<usize> = (0..cases().len())
             .filter(|&i| run.lines.get(i) != Some(&native[i]))
             .collect();
@@ -577,7 +635,7 @@ fn assert_shim_matches_kernel(errno: u32) {
         }
         total_mismatches += mismatches.len();
         report += &format!(
-            "\n=== errno {errno}, entry {entry}: {} of {} cases differ{}\n",
+            "\n=== errno {errno}, entry {entry}, env {env:?}: {} of {} cases differ{}\n",
             mismatches.len(),
             cases().len(),
             run.failure
@@ -747,6 +805,7 @@ fn injected_errno_reaches_callers_without_the_shim() {
             Setup::Injected {
                 errno: 95,
                 shim: false,
+                env: &[],
             },
             entry,
             std::slice::from_ref(&case),
@@ -774,6 +833,7 @@ fn shim_reports_ebadf_for_fd_minus_one_under_enosys() {
             Setup::Injected {
                 errno: 38,
                 shim: true,
+                env: &[],
             },
             entry,
             std::slice::from_ref(&case),
@@ -815,4 +875,69 @@ fn shim_matches_kernel_under_eperm() {
 #[test]
 fn shim_matches_kernel_under_eio() {
     assert_shim_matches_kernel(INJECTED_ERRNOS[5]);
+}
+
+// Every engine must keep the kernel's semantics (issue 3). On tmpfs the default engine is
+// splice, so the runs above exercise it; these force each engine, and switch hole skipping
+// off, each under a different injected errno so that the engines also meet different
+// refusals. The whole case set and every entry point, as above.
+
+#[test]
+fn shim_matches_kernel_with_engine_splice() {
+    assert_shim_matches_kernel_with(INJECTED_ERRNOS[0], &[("CFRFIX_ENGINE", "splice")]);
+}
+
+#[test]
+fn shim_matches_kernel_with_engine_rw() {
+    assert_shim_matches_kernel_with(INJECTED_ERRNOS[2], &[("CFRFIX_ENGINE", "rw")]);
+}
+
+#[test]
+fn shim_matches_kernel_with_sparse_off() {
+    assert_shim_matches_kernel_with(
+        INJECTED_ERRNOS[3],
+        &[("CFRFIX_ENGINE", "auto"), ("CFRFIX_SPARSE", "off")],
+    );
+}
+
+/// The engine tests above only mean something if the setting reaches the library and
+/// changes the engine it uses: read the fallback log of one probe case under each setting.
+#[test]
+fn engine_settings_reach_the_library() {
+    let scratch = ScratchDir::tmpfs("differential-engine-log");
+    for (engine, expected) in [
+        ("splice", "(engine splice)"),
+        ("rw", "(engine rw)"),
+        ("auto", "(engine splice)"),
+    ] {
+        let log = scratch.path().join(format!("log-{engine}"));
+        let log_setting = log.display().to_string();
+        let env = [
+            ("CFRFIX_ENGINE", engine),
+            ("CFRFIX_LOG", log_setting.as_str()),
+        ];
+        let case = "src_size=100000 len=100000".to_string();
+        let run = run_probe(
+            Setup::Injected {
+                errno: 95,
+                shim: true,
+                env: &env,
+            },
+            "libc",
+            std::slice::from_ref(&case),
+        );
+        assert!(run.failure.is_none(), "{engine}: {:?}", run.failure);
+        assert!(
+            run.lines[0].starts_with("ret=100000 errno=0 "),
+            "{engine}: {}",
+            run.lines[0]
+        );
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            text.lines().count() == 1
+                && text.contains("kernel said EOPNOTSUPP; copied 100000 bytes")
+                && text.trim_end().ends_with(expected),
+            "CFRFIX_ENGINE={engine}: expected one line ending in {expected:?}, log: {text:?}"
+        );
+    }
 }
