@@ -70,6 +70,10 @@ fn main() -> ExitCode {
             }
         };
     }
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     match driver(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if INTERRUPTED.load(Ordering::Relaxed) => {
@@ -430,7 +434,6 @@ fn parse_options(args: &[OsString]) -> Result<Options, String> {
                     return Err(format!("--only: unknown group {bad:?}\n{USAGE}"));
                 }
             }
-            Some("-h" | "--help") => return Err(USAGE.to_string()),
             _ => return Err(format!("unknown argument {a:?}\n{USAGE}")),
         }
     }
