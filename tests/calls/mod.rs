@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common;
@@ -51,18 +51,34 @@ pub struct Outcome {
     pub stderr: String,
 }
 
-/// Runs `cfrfix-call ARGS` under `setup`, killing it after `timeout`. The CFRFIX_* settings of
-/// the shell running the tests are cleared: only the test decides what is compared.
+/// Runs `cfrfix-call ARGS` under `setup`, killing it after `timeout`.
 pub fn run(setup: Setup<'_>, args: &[OsString], timeout: Duration) -> Outcome {
+    run_program(CALL, setup, args, "", timeout)
+}
+
+/// Runs `program ARGS` under `setup` with `input` on its stdin, killing it after `timeout`.
+/// The CFRFIX_* settings of the shell running the tests are cleared: only the test decides
+/// what is compared.
+pub fn run_program(
+    program: &str,
+    setup: Setup<'_>,
+    args: &[OsString],
+    input: &str,
+    timeout: Duration,
+) -> Outcome {
     let mut cmd = match setup.inject {
         Some(errno) => {
             let mut c = Command::new(INJECT);
-            c.arg(errno.to_string()).arg("--").arg(CALL);
+            c.arg(errno.to_string()).arg("--").arg(program);
             c
         }
-        None => Command::new(CALL),
+        None => Command::new(program),
     };
-    cmd.args(args).stdin(Stdio::null());
+    let capture = tempfile_pair();
+    let input_path = capture.0.with_extension("in");
+    fs::write(&input_path, input).expect("write stdin file");
+    cmd.args(args)
+        .stdin(fs::File::open(&input_path).expect("open stdin file"));
     for key in [
         "LD_PRELOAD",
         "CFRFIX_MODE",
@@ -78,10 +94,9 @@ pub fn run(setup: Setup<'_>, args: &[OsString], timeout: Duration) -> Outcome {
     }
     cmd.envs(setup.env.iter().copied());
     // Output to files, so nothing blocks on a full pipe while the deadline is polled.
-    let capture = tempfile_pair();
     cmd.stdout(fs::File::create(&capture.0).expect("create stdout capture"));
     cmd.stderr(fs::File::create(&capture.1).expect("create stderr capture"));
-    let what = format!("cfrfix-call {args:?} ({setup:?})");
+    let what = format!("{program} {args:?} ({setup:?})");
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
     let deadline = Instant::now() + timeout;
     let status = loop {
@@ -102,6 +117,7 @@ pub fn run(setup: Setup<'_>, args: &[OsString], timeout: Duration) -> Outcome {
     };
     let _ = fs::remove_file(&capture.0);
     let _ = fs::remove_file(&capture.1);
+    let _ = fs::remove_file(&input_path);
     outcome
 }
 
