@@ -11,9 +11,9 @@ mod common;
 use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use calls::{NATIVE, Setup, assert_same_bytes, blocks_and_size};
 use common::ScratchDir;
@@ -185,7 +185,29 @@ impl FixedProcess {
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn sh");
-        FixedProcess(child)
+        let process = FixedProcess(child);
+        // spawn() returns once the exec has replaced the child's memory, which is before the
+        // kernel records where the new arguments are: until then cmdline reads as empty.
+        let path = process.cmdline();
+        let mut expected = b"sh\0-c\0read line\0cfrfix-fixed-cmdline\0".to_vec();
+        for arg in &args {
+            expected.extend_from_slice(arg.as_bytes());
+            expected.push(0);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fs::read(&path).ok().as_ref() != Some(&expected) {
+            assert!(
+                Instant::now() < deadline,
+                "{}: never showed the arguments",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        process
+    }
+
+    fn cmdline(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/cmdline", self.0.id()))
     }
 }
 
@@ -304,7 +326,7 @@ fn copy_pseudo_file(src: &Path) {
 #[test]
 fn proc_cmdline_is_copied_whole() {
     let process = FixedProcess::start();
-    copy_pseudo_file(Path::new(&format!("/proc/{}/cmdline", process.0.id())));
+    copy_pseudo_file(&process.cmdline());
 }
 
 /// (b) /proc/version: small and fixed for the machine's uptime.
