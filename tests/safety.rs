@@ -664,9 +664,10 @@ fn fuzz_against(setup: Setup) {
         &f.native,
         &shim,
     );
-    // A generator that produced only early failures would prove little.
+    // A generator that produced only early failures would prove little (about a quarter of
+    // the cases copy data; any seed stays well above a sixth).
     assert!(
-        copied * 4 >= f.cases.len(),
+        copied * 6 >= f.cases.len(),
         "only {copied} cases copied data"
     );
 }
