@@ -378,14 +378,11 @@ fn bad_offset_pointers_match_the_kernel_even_where_it_never_looked() {
     ));
 }
 
-/// Found by the fuzz: a destination inode made append-only (`chattr +a`) after it was opened
-/// for writing, and a source ending in a hole. The kernel writes the hole as zeros; the shim's
-/// sparse engine skips it and then extends the destination with ftruncate, which the kernel
-/// refuses on append-only inodes (EPERM), so the shim returns a short count and the next call
-/// fails with EPERM: a copy the kernel completes fails under the shim.
+/// Found by the fuzz (a regression test now): a destination inode made append-only (`chattr +a`)
+/// after it was opened for writing, and a source ending in a hole. The kernel writes the hole
+/// as zeros; the sparse engine skipped it and then failed to extend the destination with
+/// ftruncate, which append-only inodes refuse (EPERM): a short count, then EPERM.
 #[test]
-#[ignore = "library bug: sparse engine extends an append-only (chattr +a) destination with ftruncate, \
-            which fails with EPERM; the kernel writes the zeros (short count, then EPERM)"]
 fn append_only_destination_with_a_sparse_source_matches_the_kernel() {
     let mut cases = Vec::new();
     for entry in ["libc", "syscall"] {
@@ -615,27 +612,9 @@ fn fuzz() -> &'static Fuzz {
     })
 }
 
-/// Open library bugs, each with its own (ignored) regression test: fuzz cases containing the
-/// marker may differ, and are counted instead of failing the fuzz. Remove the entry with the
-/// `#[ignore]` once the bug is fixed.
-const KNOWN_BUGS: &[(&str, &str)] = &[(
-    "dst_attr=appendonly",
-    "append_only_destination_with_a_sparse_source_matches_the_kernel",
-)];
-
 fn fuzz_against(setup: Setup) {
     let f = fuzz();
-    let mut shim = probe_lines(setup, &f.cases);
-    let mut tolerated = 0;
-    for (i, case) in f.cases.iter().enumerate() {
-        if shim[i] != f.native[i] {
-            if let Some((_, test)) = KNOWN_BUGS.iter().find(|(m, _)| case.contains(m)) {
-                println!("known bug ({test}): case #{i}: {case}");
-                shim[i] = f.native[i].clone();
-                tolerated += 1;
-            }
-        }
-    }
+    let shim = probe_lines(setup, &f.cases);
     let copied = f
         .native
         .iter()
@@ -652,8 +631,7 @@ fn fuzz_against(setup: Setup) {
     errnos.dedup();
     figure(&format!(
         "fuzz seed={:#x} cases={} under {setup:?}: {copied} copied data, {failed} failed ({}) \
-         (CFRFIX_FUZZ_SEED=... CFRFIX_FUZZ_CASES=... to change); {tolerated} differences from \
-         known bugs",
+         (CFRFIX_FUZZ_SEED=... CFRFIX_FUZZ_CASES=... to change)",
         f.seed,
         f.cases.len(),
         errnos.join(" ")
