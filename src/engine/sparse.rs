@@ -92,13 +92,18 @@ fn copy_with_probe(mover: &mut Mover, job: &Copy, probe: i32) -> Progress {
 
     if pending > 0 {
         // The source ends in a hole: extend the destination to cover it, never shrinking it.
+        // Where the size cannot be set (an inode made append-only after it was opened refuses
+        // ftruncate but not writes), write the hole's zeros like data, as the kernel would.
         let target = job.pos_out.wrapping_add((done + pending) as i64);
         let size_now = sys::fstat(fd_out).map(|st| st.size).unwrap_or(0);
-        if size_now < target {
-            if let Err(e) = sys::ftruncate(fd_out, target) {
+        if size_now < target && sys::ftruncate(fd_out, target).is_err() {
+            let hole_start = job.pos_in.wrapping_add(done as i64);
+            let hole_len = pending;
+            pending = 0;
+            if let Err(e) = dense(mover, hole_start, hole_len, &mut done, &mut pending) {
                 return Progress {
                     copied: done,
-                    error: Some(e),
+                    error: e,
                 };
             }
         }
