@@ -59,17 +59,24 @@ struct Run {
     count: usize,
 }
 
+impl Run {
+    /// The whole of a checked copy.
+    fn whole(job: &Copy) -> Run {
+        Run {
+            pos_in: job.pos_in,
+            pos_out: job.pos_out,
+            count: job.count,
+        }
+    }
+}
+
 /// Copies `job` from `fd_in` to `fd_out`.
 pub fn copy(fd_in: i32, fd_out: i32, job: &Copy) -> (Progress, EngineUsed) {
     let mut mover = Mover::new(fd_in, fd_out, job);
     let progress = if config::sparse() && job.size_known && job.reaches_past_dst_eof() {
         sparse::copy(&mut mover, job)
     } else {
-        mover.run(Run {
-            pos_in: job.pos_in,
-            pos_out: job.pos_out,
-            count: job.count,
-        })
+        mover.run(Run::whole(job))
     };
     (progress, mover.used)
 }
@@ -79,7 +86,9 @@ pub fn copy(fd_in: i32, fd_out: i32, job: &Copy) -> (Progress, EngineUsed) {
 struct Mover {
     fd_in: i32,
     fd_out: i32,
-    splice: Option<splice::Pipe>,
+    choice: EngineChoice,
+    /// The pipe of a splice that ended cleanly, kept for the next run of this call.
+    pipe: Option<splice::Pipe>,
     /// Splice is not tried: forced off, refused earlier in this call, or a source of unknown
     /// size (pseudo-files are read to their end with `read`).
     splice_off: bool,
@@ -92,7 +101,8 @@ impl Mover {
         Mover {
             fd_in,
             fd_out,
-            splice: None,
+            choice,
+            pipe: None,
             splice_off: choice == EngineChoice::Rw || !job.size_known,
             used: EngineUsed::None,
         }
@@ -106,32 +116,29 @@ impl Mover {
             // A pending signal is reported as is, as the kernel would.
             let retry = p.copied == 0
                 && matches!(p.error, Some(e) if e != Errno::EINTR)
-                && config::engine() == EngineChoice::Auto;
+                && self.choice == EngineChoice::Auto;
             if !retry {
                 return p;
             }
             self.splice_off = true;
-            self.splice = None;
         }
         self.used = EngineUsed::Rw;
         rw::copy(self.fd_in, self.fd_out, run)
     }
 
     fn splice_run(&mut self, run: Run) -> Progress {
-        if self.splice.is_none() {
-            match splice::Pipe::new(run.count) {
-                Ok(p) => self.splice = Some(p),
+        let pipe = match self.pipe.take() {
+            Some(pipe) => pipe,
+            None => match splice::Pipe::new(run.count) {
+                Ok(pipe) => pipe,
                 Err(e) => return Progress::stopped(0, e),
-            }
-        }
-        let Some(pipe) = self.splice.as_ref() else {
-            return Progress::stopped(0, Errno::EIO);
+            },
         };
         self.used = EngineUsed::Splice;
-        let p = splice::copy(pipe, self.fd_in, self.fd_out, run);
-        if p.error.is_some() {
-            // Bytes may be left in the pipe; never reuse it.
-            self.splice = None;
+        let p = splice::copy(&pipe, self.fd_in, self.fd_out, run);
+        // After an error bytes may be left in the pipe: it is dropped (closed), never reused.
+        if p.error.is_none() {
+            self.pipe = Some(pipe);
         }
         p
     }

@@ -13,11 +13,7 @@ use crate::sys::{self, Errno};
 pub fn copy(mover: &mut Mover, job: &Copy) -> Progress {
     // SEEK_DATA/SEEK_HOLE move the file position they are asked on: ask a private description.
     let Ok(probe) = sys::reopen_read_only(mover.fd_in) else {
-        return mover.run(Run {
-            pos_in: job.pos_in,
-            pos_out: job.pos_out,
-            count: job.count,
-        });
+        return mover.run(Run::whole(job));
     };
     let progress = copy_with_probe(mover, job, probe);
     sys::close(probe);
@@ -35,7 +31,8 @@ fn copy_with_probe(mover: &mut Mover, job: &Copy, probe: i32) -> Progress {
     let mut pending: usize = 0; // skipped hole bytes right after `done`, not yet covered
     let mut cur = job.pos_in;
 
-    // Copies `[cur, cur + len)` densely; false when the copy stopped early (error or source end).
+    // Copies `[cur, cur + len)` densely; `Err(why)` when it stopped early (an error, or `None`
+    // when the source ended).
     let dense = |mover: &mut Mover, cur: i64, len: usize, done: &mut usize, pending: &mut usize| {
         let offset = cur.wrapping_sub(job.pos_in);
         let p = mover.run(Run {
