@@ -22,34 +22,14 @@ pub fn copy(mover: &mut Mover, job: &Copy) -> Progress {
 
 /// The hole walk; `probe` is a private descriptor of the source, used only for `lseek`.
 fn copy_with_probe(mover: &mut Mover, job: &Copy, probe: i32) -> Progress {
-    let fd_out = mover.fd_out;
     let end_in = job.pos_in.wrapping_add(job.count as i64);
-    // Destination positions at or past this hold no data yet (read at the checks).
-    let dst_eof = job.size_out;
-
-    let mut done: usize = 0; // in place, and inside the destination's size
-    let mut pending: usize = 0; // skipped hole bytes right after `done`, not yet covered
-    let mut cur = job.pos_in;
-
-    // Copies `[cur, cur + len)` densely; `Err(why)` when it stopped early (an error, or `None`
-    // when the source ended).
-    let dense = |mover: &mut Mover, cur: i64, len: usize, done: &mut usize, pending: &mut usize| {
-        let offset = cur.wrapping_sub(job.pos_in);
-        let p = mover.run(Run {
-            pos_in: cur,
-            pos_out: job.pos_out.wrapping_add(offset),
-            count: len,
-        });
-        if p.copied > 0 {
-            *done += *pending + p.copied;
-            *pending = 0;
-        }
-        if p.copied < len || p.error.is_some() {
-            return Err(p.error);
-        }
-        Ok(())
+    let mut walk = Walk {
+        mover,
+        job,
+        done: 0,
+        pending: 0,
     };
-
+    let mut cur = job.pos_in;
     while cur < end_in {
         let data = match sys::lseek(probe, cur, libc::SEEK_DATA) {
             Ok(d) => d.min(end_in),
@@ -57,18 +37,15 @@ fn copy_with_probe(mover: &mut Mover, job: &Copy, probe: i32) -> Progress {
             Err(_) => cur,               // no hole support: all data
         };
         if data > cur {
-            // A hole: skip what lies past the destination's end, copy the rest as zeros.
+            // A hole: copy as zeros the part over existing destination data, skip the rest.
             let out_start = job.pos_out.wrapping_add(cur.wrapping_sub(job.pos_in));
-            let covered = (dst_eof.saturating_sub(out_start)).clamp(0, data - cur) as usize;
-            if covered > 0 {
-                if let Err(e) = dense(mover, cur, covered, &mut done, &mut pending) {
-                    return Progress {
-                        copied: done,
-                        error: e,
-                    };
+            let over_data = job.size_out.saturating_sub(out_start).clamp(0, data - cur) as usize;
+            if over_data > 0 {
+                if let Err(e) = walk.write(over_data) {
+                    return walk.stopped(e);
                 }
             }
-            pending += (data - cur) as usize - covered;
+            walk.pending += (data - cur) as usize - over_data;
             cur = data;
             if cur >= end_in {
                 break;
@@ -78,36 +55,89 @@ fn copy_with_probe(mover: &mut Mover, job: &Copy, probe: i32) -> Progress {
             Ok(h) if h > cur => h.min(end_in),
             _ => end_in,
         };
-        if let Err(e) = dense(mover, cur, (hole - cur) as usize, &mut done, &mut pending) {
-            return Progress {
-                copied: done,
-                error: e,
-            };
+        if let Err(e) = walk.write((hole - cur) as usize) {
+            return walk.stopped(e);
         }
         cur = hole;
     }
+    walk.finish()
+}
 
-    if pending > 0 {
-        // The source ends in a hole: extend the destination to cover it, never shrinking it.
-        // Where the size cannot be set (an inode made append-only after it was opened refuses
-        // ftruncate but not writes), write the hole's zeros like data, as the kernel would.
-        let target = job.pos_out.wrapping_add((done + pending) as i64);
-        let size_now = sys::fstat(fd_out).map(|st| st.size).unwrap_or(0);
-        if size_now < target && sys::ftruncate(fd_out, target).is_err() {
-            let hole_start = job.pos_in.wrapping_add(done as i64);
-            let hole_len = pending;
-            pending = 0;
-            if let Err(e) = dense(mover, hole_start, hole_len, &mut done, &mut pending) {
-                return Progress {
-                    copied: done,
-                    error: e,
-                };
+/// The walk's account: `done` bytes from the start are in place inside the destination's
+/// size; the `pending` bytes after them are a skipped hole its size does not cover yet.
+struct Walk<'a> {
+    mover: &'a mut Mover,
+    job: &'a Copy,
+    done: usize,
+    pending: usize,
+}
+
+/// Why a run stopped early: an error, or `None` when the source ended.
+type Stop = Option<Errno>;
+
+impl Walk<'_> {
+    /// Copies the `len` source bytes after the pending hole, densely. Writing them past the
+    /// hole also makes the destination's size cover the hole.
+    fn write(&mut self, len: usize) -> Result<(), Stop> {
+        let p = self.run(self.done + self.pending, len);
+        if p.copied > 0 {
+            self.done += self.pending + p.copied;
+            self.pending = 0;
+        } else if self.pending > 0 && p.error.is_some() {
+            // Nothing could be written past the hole (e.g. EFBIG: the destination's maximum
+            // size lies inside the hole): the kernel writes the hole's zeros as far as they go,
+            // and so does this.
+            return Err(self.write_pending().err().unwrap_or(p.error));
+        }
+        if p.copied < len || p.error.is_some() {
+            return Err(p.error);
+        }
+        Ok(())
+    }
+
+    /// Writes the pending hole's zeros (read from the source's hole) like data.
+    fn write_pending(&mut self) -> Result<(), Stop> {
+        let len = core::mem::take(&mut self.pending);
+        let p = self.run(self.done, len);
+        self.done += p.copied;
+        if p.copied < len || p.error.is_some() {
+            return Err(p.error);
+        }
+        Ok(())
+    }
+
+    /// Moves `len` bytes starting `offset` bytes into the job.
+    fn run(&mut self, offset: usize, len: usize) -> Progress {
+        self.mover.run(Run {
+            pos_in: self.job.pos_in.wrapping_add(offset as i64),
+            pos_out: self.job.pos_out.wrapping_add(offset as i64),
+            count: len,
+        })
+    }
+
+    fn stopped(&self, e: Stop) -> Progress {
+        Progress {
+            copied: self.done,
+            error: e,
+        }
+    }
+
+    /// The source ends in a hole: extend the destination to cover it, never shrinking it.
+    /// Where the size cannot be set (an inode made append-only after it was opened refuses
+    /// ftruncate but not writes), the hole's zeros are written like data, as the kernel would.
+    fn finish(mut self) -> Progress {
+        if self.pending > 0 {
+            let target = self
+                .job
+                .pos_out
+                .wrapping_add((self.done + self.pending) as i64);
+            let size_now = sys::fstat(self.mover.fd_out).map(|st| st.size).unwrap_or(0);
+            if size_now >= target || sys::ftruncate(self.mover.fd_out, target).is_ok() {
+                self.done += core::mem::take(&mut self.pending);
+            } else if let Err(e) = self.write_pending() {
+                return self.stopped(e);
             }
         }
-        done += pending;
-    }
-    Progress {
-        copied: done,
-        error: None,
+        self.stopped(None)
     }
 }
