@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::ScratchDir;
+use common::{Rng, ScratchDir};
 
 /// The errnos the shim treats as "the kernel cannot do it": EOPNOTSUPP, ENOTSUPP, EXDEV,
 /// ENOSYS, EPERM, EIO.
@@ -33,31 +33,6 @@ const I64_MAX: u64 = i64::MAX as u64;
 
 // ---------------------------------------------------------------------------------------
 // Case generation
-
-/// splitmix64, for the random part of the case list.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 /// Lengths that hit the kernel's clamps and overflow checks.
 const EDGE_LENS: [u64; 13] = [

@@ -199,14 +199,10 @@ fn run(
 
 /// Deterministic, incompressible bytes (splitmix64), different for each seed.
 fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed;
+    let mut rng = common::Rng(seed);
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+        out.extend_from_slice(&rng.next().to_le_bytes());
     }
     out.truncate(len);
     out

@@ -21,7 +21,7 @@
 
 mod common;
 
-use common::ScratchDir;
+use common::{Rng, ScratchDir};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{Read, Write};
@@ -405,28 +405,6 @@ fn append_only_destination_with_a_sparse_source_matches_the_kernel() {
         &cases,
     );
     assert_same_results("append-only destination", &cases, &native, &shim);
-}
-
-/// splitmix64: reproducible from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
 }
 
 const FUZZ_DEFAULT_SEED: u64 = 0x5afe_cf12_0000_0001;

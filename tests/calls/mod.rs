@@ -145,16 +145,11 @@ pub fn copy(setup: Setup<'_>, src: &Path, dst: &Path, options: &str) -> String {
 
 /// Deterministic, incompressible, never-zero bytes (splitmix64), different for each seed.
 pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5bd1_e995;
+    let mut rng = common::Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5bd1_e995);
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
         // No zero byte: a data byte can never be mistaken for a hole's zeros.
-        out.extend(z.to_le_bytes().iter().map(|&b| b | 1));
+        out.extend(rng.next().to_le_bytes().iter().map(|&b| b | 1));
     }
     out.truncate(len);
     out
