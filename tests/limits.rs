@@ -656,13 +656,9 @@ fn efbig_at_ext4_maximum_file_size_mid_copy_matches_the_kernel() {
 
 /// A hole in the middle of the source whose destination range crosses s_maxbytes, followed by
 /// data that lies past it. The kernel writes the hole's zeros up to the limit (300000, then
-/// EFBIG at s_maxbytes); the shim with `CFRFIX_SPARSE=auto` skips the hole, the data after it
-/// fails with EFBIG, and the skipped hole is dropped: it returns only the data before the hole
-/// (65536), and the next call fails with EFBIG at s_maxbytes - 234464, where the kernel copies.
-/// `CFRFIX_SPARSE=off` matches the kernel. A library bug (src/engine/sparse.rs: the pending
-/// hole is not covered when `dense` fails after it); run with `--ignored` to see it.
+/// EFBIG at s_maxbytes). A regression test: the sparse engine used to skip the hole, fail on the
+/// data after it, and drop the hole (65536, then EFBIG where the kernel still copies).
 #[test]
-#[ignore = "library bug: sparse engine drops a skipped hole when the data after it hits EFBIG"]
 fn efbig_with_a_hole_across_the_limit_matches_the_kernel() {
     let deadline = Instant::now() + BUDGET;
     let disk = ScratchDir::rootfs("limits-efbig-hole");
