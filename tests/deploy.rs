@@ -12,10 +12,9 @@
 
 mod common;
 
-use common::ScratchDir;
+use common::{ScratchDir, describe, have_command, is_root, skip, text};
 use std::ffi::OsStr;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -29,39 +28,10 @@ fn script(name: &str) -> PathBuf {
     Path::new(MANIFEST_DIR).join("scripts").join(name)
 }
 
-fn skip(reason: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {reason}");
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    )
-}
-
 fn run(command: &mut Command) -> Output {
     command
         .output()
         .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn have_command(name: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", "command -v \"$0\" >/dev/null", name])
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// A python3 that is a real interpreter (not a version-manager shim script) if possible.

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::ScratchDir;
+use common::{ScratchDir, skip};
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -88,14 +88,6 @@ fn find_program(name: &str) -> Option<PathBuf> {
         .chain(std::env::split_paths(&path))
         .map(|dir| dir.join(name))
         .find(|candidate| fs::metadata(candidate).is_ok_and(|m| m.is_file()))
-}
-
-/// Reports a skipped test. Written to the real stderr rather than with `eprintln!`,
-/// which the test harness captures and hides for passing tests: a skip must show up
-/// in the CI log.
-fn skip(reason: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {reason}");
 }
 
 /// The program's path, or `None` after reporting the skip.

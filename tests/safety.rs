@@ -21,7 +21,7 @@
 
 mod common;
 
-use common::{Rng, ScratchDir};
+use common::{Rng, ScratchDir, describe, have_command, is_root, skip, text};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{Read, Write};
@@ -43,38 +43,8 @@ const EPERM: u16 = 1;
 // ---------------------------------------------------------------------------------------------
 // Running processes
 
-fn skip(reason: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {reason}");
-}
-
 fn figure(line: &str) {
     println!("FIGURES: {line}");
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn have_command(name: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", "command -v \"$0\" >/dev/null", name])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "status {:?} (signal {:?})\n--- stdout\n{}--- stderr\n{}",
-        output.status.code(),
-        std::os::unix::process::ExitStatusExt::signal(&output.status),
-        text(&output.stdout),
-        text(&output.stderr)
-    )
 }
 
 /// A command without the test's own LD_PRELOAD or CFRFIX_* settings, so that every run starts

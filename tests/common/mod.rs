@@ -1,9 +1,11 @@
 //! Helpers shared by the integration tests: where the built library and tools are,
-//! scratch directories on tmpfs (where the kernel's own copy_file_range works), and a seeded
-//! random number generator.
+//! scratch directories on tmpfs (where the kernel's own copy_file_range works), a seeded
+//! random number generator, and reporting.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Directory holding the artefacts of the profile the tests were built with
@@ -88,4 +90,40 @@ impl Rng {
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
+}
+
+/// Reports a skipped test. Written to the real stderr rather than with `eprintln!`,
+/// which the test harness captures and hides for passing tests: a skip must show up
+/// in the CI log.
+pub fn skip(reason: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {reason}");
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether `name` is a command the shell finds.
+pub fn have_command(name: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", "command -v \"$0\" >/dev/null", name])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A process's output as text (invalid UTF-8 replaced).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Exit status, signal, stdout and stderr of a finished process, for a failure message.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "status {:?} (signal {:?})\n--- stdout\n{}--- stderr\n{}",
+        output.status.code(),
+        std::os::unix::process::ExitStatusExt::signal(&output.status),
+        text(&output.stdout),
+        text(&output.stderr)
+    )
 }
