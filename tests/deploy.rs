@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{ScratchDir, describe, have_command, is_root, skip, text};
+use common::{ScratchDir, clean, describe, have_command, is_root, skip, text};
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -548,19 +548,13 @@ impl PrivateEtc {
 
     /// Runs PROGRAM ARGS with the copy mounted over /etc, without LD_PRELOAD or CFRFIX_*.
     fn command<S: AsRef<OsStr>>(&self, program: impl AsRef<OsStr>, args: &[S]) -> Command {
-        let mut command = Command::new("unshare");
+        let mut command = clean("unshare");
         command
             .args(["--mount", "--propagation", "private", "sh", "-c"])
             .arg("mount --bind \"$0\" /etc && exec \"$@\"")
             .arg(&self.etc)
             .arg(program)
-            .args(args)
-            .env_remove("LD_PRELOAD");
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("CFRFIX_") {
-                command.env_remove(key);
-            }
-        }
+            .args(args);
         command
     }
 

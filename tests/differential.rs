@@ -8,10 +8,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Rng, ScratchDir};
 
@@ -478,7 +477,7 @@ fn run_probe(setup: Setup<'_>, entry: &str, cases: &[String]) -> ProbeRun {
             command
         }
     };
-    let mut child = command
+    command
         .arg(scratch.path())
         .env_remove("LD_PRELOAD")
         // Only what a test asks for: a CFRFIX_* setting inherited from the shell running
@@ -487,54 +486,21 @@ fn run_probe(setup: Setup<'_>, entry: &str, cases: &[String]) -> ProbeRun {
         .env_remove("CFRFIX_SPARSE")
         .env_remove("CFRFIX_MODE")
         .env_remove("CFRFIX_ERRNOS")
-        .env_remove("CFRFIX_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cfrfix-probe");
+        .env_remove("CFRFIX_LOG");
     let input: String = cases
         .iter()
         .map(|case| format!("entry={entry} {case}\n"))
         .collect();
-    let mut stdin = child.stdin.take().expect("probe stdin");
-    // A separate writer: the probe answers while it reads, so one thread could deadlock.
-    let writer = std::thread::spawn(move || {
-        // A probe that dies early closes its stdin; that shows up as missing lines below.
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    // Readers for both pipes, so that the child can be waited for with a deadline (a hung
-    // probe, e.g. an engine looping on a pipe, must fail the test instead of stalling CI).
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("probe stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("probe stderr")));
-    let deadline = Instant::now() + PROBE_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for cfrfix-probe") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+    // With a deadline: a hung probe, e.g. an engine looping on a pipe, must fail the test
+    // instead of stalling CI. A probe that dies early shows up as missing lines below.
+    let output = common::output_within(&mut command, PROBE_TIMEOUT, Some(input))
+        .expect("spawn cfrfix-probe")
+        .unwrap_or_else(|| {
             panic!(
                 "cfrfix-probe ({entry}, {} cases) still running after {PROBE_TIMEOUT:?}, killed",
                 cases.len()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let output = std::process::Output {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    };
-    writer.join().expect("stdin writer");
+            )
+        });
     let lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(str::to_owned)

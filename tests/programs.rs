@@ -18,7 +18,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const INJECT: &str = env!("CARGO_BIN_EXE_cfrfix-inject");
 
@@ -170,18 +170,8 @@ fn run(
 
     let what = format!("{} {:?} ({})", program.display(), args, setup.describe());
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for child") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: still running after {RUN_TIMEOUT:?}, killed");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = common::wait_or_kill(&mut child, RUN_TIMEOUT)
+        .unwrap_or_else(|| panic!("{what}: still running after {RUN_TIMEOUT:?}, killed"));
     let stderr = fs::read_to_string(&stderr_path).unwrap_or_default();
     Outcome { status, stderr }
 }

@@ -21,15 +21,13 @@
 
 mod common;
 
-use common::{Rng, ScratchDir, describe, have_command, is_root, skip, text};
-use std::ffi::OsStr;
+use common::{Rng, ScratchDir, clean, describe, have_command, is_root, skip, text};
 use std::fs;
-use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const INJECT: &str = env!("CARGO_BIN_EXE_cfrfix-inject");
 const PROBE: &str = env!("CARGO_BIN_EXE_cfrfix-probe");
@@ -47,70 +45,13 @@ fn figure(line: &str) {
     println!("FIGURES: {line}");
 }
 
-/// A command without the test's own LD_PRELOAD or CFRFIX_* settings, so that every run starts
-/// from the library's defaults.
-fn clean(program: impl AsRef<OsStr>) -> Command {
-    let mut command = Command::new(program);
-    command.env_remove("LD_PRELOAD");
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("CFRFIX_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
-
 /// Runs `command` with `input` on stdin; kills it and fails the test after `limit` (a hang is
 /// a bug, and must not stall the whole suite).
 fn run_within(command: &mut Command, limit: Duration, input: Option<String>) -> Output {
-    let mut child = command
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    let writer = child.stdin.take().map(|mut stdin| {
-        let input = input.unwrap_or_default();
-        // A separate writer: the probe answers while it reads, so one thread could deadlock.
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(input.as_bytes());
-        })
-    });
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{command:?} did not finish within {limit:?}: hung");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    if let Some(w) = writer {
-        let _ = w.join();
-    }
-    Output {
-        status,
-        stdout: out_reader.join().expect("stdout reader"),
-        stderr: err_reader.join().expect("stderr reader"),
+    match common::output_within(command, limit, input) {
+        Ok(Some(output)) => output,
+        Ok(None) => panic!("{command:?} did not finish within {limit:?}: hung"),
+        Err(e) => panic!("cannot run {command:?}: {e}"),
     }
 }
 

@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common;
 
@@ -98,18 +98,8 @@ pub fn run_program(
     cmd.stderr(fs::File::create(&capture.1).expect("create stderr capture"));
     let what = format!("{program} {args:?} ({setup:?})");
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for cfrfix-call") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: still running after {timeout:?}, killed");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
+    let status = common::wait_or_kill(&mut child, timeout)
+        .unwrap_or_else(|| panic!("{what}: still running after {timeout:?}, killed"));
     let outcome = Outcome {
         success: status.success(),
         stdout: fs::read_to_string(&capture.0).unwrap_or_default(),

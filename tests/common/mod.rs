@@ -1,12 +1,14 @@
 //! Helpers shared by the integration tests: where the built library and tools are,
 //! scratch directories on tmpfs (where the kernel's own copy_file_range works), a seeded
-//! random number generator, and reporting.
+//! random number generator, running processes with a deadline, and reporting.
 #![allow(dead_code)]
 
-use std::io::Write;
+use std::ffi::OsStr;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// Directory holding the artefacts of the profile the tests were built with
 /// (`target/debug` or `target/release`).
@@ -126,4 +128,82 @@ pub fn describe(output: &Output) -> String {
         text(&output.stdout),
         text(&output.stderr)
     )
+}
+
+/// A command without the test's own LD_PRELOAD or CFRFIX_* settings, so that every run starts
+/// from the library's defaults.
+pub fn clean(program: impl AsRef<OsStr>) -> Command {
+    let mut command = Command::new(program);
+    command.env_remove("LD_PRELOAD");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("CFRFIX_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// Waits for `child` (polling every 2 ms); after `timeout` kills and reaps it and returns
+/// None. A hang is a bug, and must fail the test instead of stalling the suite.
+pub fn wait_or_kill(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Runs `command` with `input` on its stdin (None: /dev/null) and its stdout and stderr
+/// captured through pipes, as `wait_or_kill` does: `Ok(None)` if it was still running after
+/// `timeout` and was killed, `Err` if it could not be started.
+pub fn output_within(
+    command: &mut Command,
+    timeout: Duration,
+    input: Option<String>,
+) -> std::io::Result<Option<Output>> {
+    let mut child = command
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let writer = child.stdin.take().map(|mut stdin| {
+        let input = input.unwrap_or_default();
+        // A separate writer: a process that answers while it reads (the probe) could
+        // otherwise deadlock with us. One that exits early closes its stdin; the write fails.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        })
+    });
+    // Readers for both pipes, so that the deadline can be polled while the process writes.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout pipe")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr pipe")));
+    let Some(status) = wait_or_kill(&mut child, timeout) else {
+        return Ok(None);
+    };
+    if let Some(writer) = writer {
+        writer.join().expect("stdin writer");
+    }
+    Ok(Some(Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }))
 }
