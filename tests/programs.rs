@@ -287,6 +287,51 @@ impl CopyProgram<'_> {
         args
     }
 
+    /// Runs the program under `setup`, copying `sources` into a fresh directory `name`
+    /// below `scratch` (also its working directory).
+    fn copy_into(
+        &self,
+        sources: &Sources,
+        scratch: &Path,
+        name: &str,
+        setup: Setup,
+    ) -> (PathBuf, Outcome) {
+        let dest = fresh_dir(scratch, name);
+        let out = run(
+            &self.program,
+            &self.copy_args(sources, &dest),
+            setup,
+            scratch,
+            &[],
+        );
+        (dest, out)
+    }
+
+    /// Copies with cfrfix loaded (logging to `name.log`), `inject_errno` failing if given:
+    /// the program must succeed and copy every byte. Returns the log and the context.
+    fn copy_with_cfrfix(
+        &self,
+        sources: &Sources,
+        scratch: &Path,
+        name: &str,
+        inject_errno: Option<i32>,
+    ) -> (PathBuf, String) {
+        let log = scratch.join(format!("{name}.log"));
+        let setup = Setup {
+            inject_errno,
+            cfrfix_log: Some(&log),
+        };
+        let context = format!("{}, {}", self.label, setup.describe());
+        let (dest, out) = self.copy_into(sources, scratch, name, setup);
+        assert!(
+            out.status.success(),
+            "{context}: failed: {}",
+            stderr_excerpt(&out.stderr)
+        );
+        sources.assert_copied_to(&dest, &context);
+        (log, context)
+    }
+
     /// Runs the whole matrix: plain, then every errno without and with cfrfix.
     fn check(&self, tag: &str) {
         let scratch = ScratchDir::tmpfs(tag);
@@ -294,14 +339,7 @@ impl CopyProgram<'_> {
 
         // Sanity: the program copies correctly when nothing fails, with and without
         // cfrfix, and cfrfix stays out of the way.
-        let dest = fresh_dir(scratch.path(), "plain");
-        let out = run(
-            &self.program,
-            &self.copy_args(&sources, &dest),
-            Setup::PLAIN,
-            scratch.path(),
-            &[],
-        );
+        let (dest, out) = self.copy_into(&sources, scratch.path(), "plain", Setup::PLAIN);
         assert!(
             out.status.success(),
             "{}: plain copy failed: {}",
@@ -310,41 +348,17 @@ impl CopyProgram<'_> {
         );
         sources.assert_copied_to(&dest, &format!("{}, plain", self.label));
 
-        let dest = fresh_dir(scratch.path(), "native-with-cfrfix");
-        let log = scratch.path().join("native-with-cfrfix.log");
-        let setup = Setup {
-            inject_errno: None,
-            cfrfix_log: Some(&log),
-        };
-        let context = format!("{}, {}", self.label, setup.describe());
-        let out = run(
-            &self.program,
-            &self.copy_args(&sources, &dest),
-            setup,
-            scratch.path(),
-            &[],
-        );
-        assert!(
-            out.status.success(),
-            "{context}: failed: {}",
-            stderr_excerpt(&out.stderr)
-        );
-        sources.assert_copied_to(&dest, &context);
+        let (log, context) =
+            self.copy_with_cfrfix(&sources, scratch.path(), "native-with-cfrfix", None);
         assert_no_fallback_logged(&log, &context);
 
         // (a) Without cfrfix: the injected errno breaks the program exactly where it
         // has no fallback of its own.
         let mut fails_on = Vec::new();
         for (errno, name) in UNSUPPORTED_ERRNOS {
-            let dest = fresh_dir(scratch.path(), &format!("without-{name}"));
             let setup = Setup::injected(errno);
-            let out = run(
-                &self.program,
-                &self.copy_args(&sources, &dest),
-                setup,
-                scratch.path(),
-                &[],
-            );
+            let (_, out) =
+                self.copy_into(&sources, scratch.path(), &format!("without-{name}"), setup);
             let context = format!("{}, {}", self.label, setup.describe());
             if self.fails_without_cfrfix.contains(&errno) {
                 assert!(
@@ -370,26 +384,12 @@ impl CopyProgram<'_> {
 
         // (b) With cfrfix: every errno is recovered from, byte-exactly.
         for (errno, name) in UNSUPPORTED_ERRNOS {
-            let dest = fresh_dir(scratch.path(), &format!("with-{name}"));
-            let log = scratch.path().join(format!("with-{name}.log"));
-            let setup = Setup {
-                inject_errno: Some(errno),
-                cfrfix_log: Some(&log),
-            };
-            let context = format!("{}, {}", self.label, setup.describe());
-            let out = run(
-                &self.program,
-                &self.copy_args(&sources, &dest),
-                setup,
+            let (log, context) = self.copy_with_cfrfix(
+                &sources,
                 scratch.path(),
-                &[],
+                &format!("with-{name}"),
+                Some(errno),
             );
-            assert!(
-                out.status.success(),
-                "{context}: failed: {}",
-                stderr_excerpt(&out.stderr)
-            );
-            sources.assert_copied_to(&dest, &context);
             assert_fallback_logged(&log, errno, &context);
         }
     }
