@@ -612,6 +612,33 @@ fn injected_python_copy(etc: &PrivateEtc, dir: &Path, extra_env: &[(&str, &str)]
     run(&mut command)
 }
 
+/// `bash scripts/install.sh --prefix PREFIX --system-wide` inside the namespace; must succeed.
+fn install_system_wide(etc: &PrivateEtc, prefix: &Path) {
+    let install = etc.run(
+        "bash",
+        &[
+            script("install.sh").as_os_str(),
+            "--prefix".as_ref(),
+            prefix.as_os_str(),
+            "--system-wide".as_ref(),
+        ],
+    );
+    assert!(install.status.success(), "{}", describe(&install));
+}
+
+/// `bash scripts/uninstall.sh --prefix PREFIX` inside the namespace; must succeed.
+fn uninstall(etc: &PrivateEtc, prefix: &Path) {
+    let uninstall = etc.run(
+        "bash",
+        &[
+            script("uninstall.sh").as_os_str(),
+            "--prefix".as_ref(),
+            prefix.as_os_str(),
+        ],
+    );
+    assert!(uninstall.status.success(), "{}", describe(&uninstall));
+}
+
 #[test]
 fn system_wide_install_works_and_uninstall_restores_ld_so_preload() {
     if python3().is_none() {
@@ -645,14 +672,7 @@ fn system_wide_install_works_and_uninstall_restores_ld_so_preload() {
         describe(&before)
     );
 
-    let install_args = [
-        script("install.sh").into_os_string(),
-        "--prefix".into(),
-        prefix.clone().into_os_string(),
-        "--system-wide".into(),
-    ];
-    let install = etc.run("bash", &install_args);
-    assert!(install.status.success(), "{}", describe(&install));
+    install_system_wide(&etc, &prefix);
     let listed = fs::read_to_string(&preload).expect("ld.so.preload");
     assert_eq!(
         listed,
@@ -669,8 +689,7 @@ fn system_wide_install_works_and_uninstall_restores_ld_so_preload() {
     );
 
     // Installing again changes nothing.
-    let again = etc.run("bash", &install_args);
-    assert!(again.status.success(), "{}", describe(&again));
+    install_system_wide(&etc, &prefix);
     assert_eq!(fs::read_to_string(&preload).expect("ld.so.preload"), listed);
 
     assert_ordinary_programs_unaffected(&etc);
@@ -701,15 +720,7 @@ fn system_wide_install_works_and_uninstall_restores_ld_so_preload() {
         describe(&check)
     );
 
-    let uninstall = etc.run(
-        "bash",
-        &[
-            script("uninstall.sh").as_os_str(),
-            "--prefix".as_ref(),
-            prefix.as_os_str(),
-        ],
-    );
-    assert!(uninstall.status.success(), "{}", describe(&uninstall));
+    uninstall(&etc, &prefix);
     assert_eq!(
         fs::read(&preload).expect("ld.so.preload restored"),
         original
@@ -744,33 +755,15 @@ fn system_wide_without_a_previous_file_removes_it_again() {
     let _ = fs::remove_file(&preload);
     let scratch = ScratchDir::rootfs("deploy-system-wide-none-prefix");
     let prefix = scratch.path().join("prefix");
-    let prefix_arg = prefix.to_str().expect("utf-8");
 
-    let install = etc.run(
-        "bash",
-        &[
-            script("install.sh").to_str().expect("utf-8"),
-            "--prefix",
-            prefix_arg,
-            "--system-wide",
-        ],
-    );
-    assert!(install.status.success(), "{}", describe(&install));
+    install_system_wide(&etc, &prefix);
     assert_eq!(
         fs::read_to_string(&preload).expect("ld.so.preload created"),
         format!("{}\n", prefix.join("lib/cfrfix/libcfrfix.so").display())
     );
     assert_ordinary_programs_unaffected(&etc);
 
-    let uninstall = etc.run(
-        "bash",
-        &[
-            script("uninstall.sh").to_str().expect("utf-8"),
-            "--prefix",
-            prefix_arg,
-        ],
-    );
-    assert!(uninstall.status.success(), "{}", describe(&uninstall));
+    uninstall(&etc, &prefix);
     assert!(!preload.exists(), "there was no /etc/ld.so.preload before");
 }
 
@@ -783,30 +776,12 @@ fn system_wide_uninstall_keeps_later_edits() {
     let _ = fs::remove_file(&preload);
     let scratch = ScratchDir::rootfs("deploy-system-wide-edit-prefix");
     let prefix = scratch.path().join("prefix");
-    let prefix_arg = prefix.to_str().expect("utf-8");
-    let install = etc.run(
-        "bash",
-        &[
-            script("install.sh").to_str().expect("utf-8"),
-            "--prefix",
-            prefix_arg,
-            "--system-wide",
-        ],
-    );
-    assert!(install.status.success(), "{}", describe(&install));
+    install_system_wide(&etc, &prefix);
 
     let mut edited = fs::read_to_string(&preload).expect("ld.so.preload");
     edited.push_str("# added by the admin later\n");
     fs::write(&preload, &edited).expect("edit");
-    let uninstall = etc.run(
-        "bash",
-        &[
-            script("uninstall.sh").to_str().expect("utf-8"),
-            "--prefix",
-            prefix_arg,
-        ],
-    );
-    assert!(uninstall.status.success(), "{}", describe(&uninstall));
+    uninstall(&etc, &prefix);
     assert_eq!(
         fs::read_to_string(&preload).expect("ld.so.preload kept"),
         "# added by the admin later\n"
