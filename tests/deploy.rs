@@ -12,8 +12,7 @@
 
 mod common;
 
-use common::{ScratchDir, clean, describe, have_command, is_root, skip, text};
-use std::ffi::OsStr;
+use common::{PrivateEtc, ScratchDir, describe, have_command, is_root, skip, text};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -508,63 +507,26 @@ fn install_rejects_unknown_arguments() {
 // ---------------------------------------------------------------------------------
 // System-wide mode in a private mount namespace
 
-/// A copy of /etc for one test, used as /etc inside private mount namespaces.
-struct PrivateEtc {
-    _scratch: ScratchDir,
-    etc: PathBuf,
-}
-
-impl PrivateEtc {
-    /// None (after printing SKIPPED) when this machine cannot do it.
-    fn new(tag: &str) -> Option<PrivateEtc> {
-        if !is_root() {
-            skip("system-wide tests need root (mount namespaces, /etc)");
-            return None;
-        }
-        if !have_command("unshare") {
-            skip("unshare(1) not installed");
-            return None;
-        }
-        let scratch = ScratchDir::tmpfs(tag);
-        // /etc holds secrets (shadow): keep its copy private to root.
-        fs::set_permissions(scratch.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
-        let etc = scratch.path().join("etc");
-        let copied = run(Command::new("cp").arg("-a").arg("/etc/.").arg(&etc));
-        assert!(copied.status.success(), "copy /etc: {}", describe(&copied));
-        let private = PrivateEtc {
-            _scratch: scratch,
-            etc,
-        };
-        let probe = private.run("true", &[] as &[&str]);
-        if !probe.status.success() {
-            skip(&format!(
-                "cannot bind-mount in a private mount namespace: {}",
-                describe(&probe)
-            ));
-            return None;
-        }
-        Some(private)
+/// A copy of /etc for one test; None (after printing SKIPPED) when this machine cannot do it.
+fn private_etc(tag: &str) -> Option<PrivateEtc> {
+    if !is_root() {
+        skip("system-wide tests need root (mount namespaces, /etc)");
+        return None;
     }
-
-    /// Runs PROGRAM ARGS with the copy mounted over /etc, without LD_PRELOAD or CFRFIX_*.
-    fn command<S: AsRef<OsStr>>(&self, program: impl AsRef<OsStr>, args: &[S]) -> Command {
-        let mut command = clean("unshare");
-        command
-            .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg("mount --bind \"$0\" /etc && exec \"$@\"")
-            .arg(&self.etc)
-            .arg(program)
-            .args(args);
-        command
+    if !have_command("unshare") {
+        skip("unshare(1) not installed");
+        return None;
     }
-
-    fn run<S: AsRef<OsStr>>(&self, program: impl AsRef<OsStr>, args: &[S]) -> Output {
-        run(&mut self.command(program, args))
+    let private = PrivateEtc::copy(tag);
+    let probe = run(&mut private.command("true", &[] as &[&str]));
+    if !probe.status.success() {
+        skip(&format!(
+            "cannot bind-mount in a private mount namespace: {}",
+            describe(&probe)
+        ));
+        return None;
     }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.etc.join(name)
-    }
+    Some(private)
 }
 
 /// Ordinary programs must behave exactly as without a preload: same output, empty stderr.
@@ -575,7 +537,7 @@ fn assert_ordinary_programs_unaffected(etc: &PrivateEtc) {
         ("sh", vec!["-c", "echo from-sh"], "from-sh\n"),
         ("ls", vec!["-d", "/"], "/\n"),
     ] {
-        let output = etc.run(program, &args);
+        let output = run(&mut etc.command(program, &args));
         assert!(output.status.success(), "{program}: {}", describe(&output));
         assert_eq!(
             text(&output.stdout),
@@ -614,7 +576,7 @@ fn injected_python_copy(etc: &PrivateEtc, dir: &Path, extra_env: &[(&str, &str)]
 
 /// `bash scripts/install.sh --prefix PREFIX --system-wide` inside the namespace; must succeed.
 fn install_system_wide(etc: &PrivateEtc, prefix: &Path) {
-    let install = etc.run(
+    let install = run(&mut etc.command(
         "bash",
         &[
             script("install.sh").as_os_str(),
@@ -622,20 +584,20 @@ fn install_system_wide(etc: &PrivateEtc, prefix: &Path) {
             prefix.as_os_str(),
             "--system-wide".as_ref(),
         ],
-    );
+    ));
     assert!(install.status.success(), "{}", describe(&install));
 }
 
 /// `bash scripts/uninstall.sh --prefix PREFIX` inside the namespace; must succeed.
 fn uninstall(etc: &PrivateEtc, prefix: &Path) {
-    let uninstall = etc.run(
+    let uninstall = run(&mut etc.command(
         "bash",
         &[
             script("uninstall.sh").as_os_str(),
             "--prefix".as_ref(),
             prefix.as_os_str(),
         ],
-    );
+    ));
     assert!(uninstall.status.success(), "{}", describe(&uninstall));
 }
 
@@ -644,7 +606,7 @@ fn system_wide_install_works_and_uninstall_restores_ld_so_preload() {
     if python3().is_none() {
         return skip("python3 not installed");
     }
-    let Some(etc) = PrivateEtc::new("deploy-system-wide") else {
+    let Some(etc) = private_etc("deploy-system-wide") else {
         return;
     };
     let preload = etc.file("ld.so.preload");
@@ -709,10 +671,10 @@ fn system_wide_install_works_and_uninstall_restores_ld_so_preload() {
     assert_eq!(fs::read(data.path().join("dst")).expect("dst"), content);
 
     // `cfrfix --check` sees the system-wide preload.
-    let check = etc.run(
+    let check = run(&mut etc.command(
         prefix.join("bin/cfrfix"),
         &["--check", data.path().to_str().expect("utf-8")],
-    );
+    ));
     assert!(check.status.success(), "{}", describe(&check));
     assert!(
         text(&check.stdout).contains(&format!("/etc/ld.so.preload: yes ({})", library.display())),
@@ -748,7 +710,7 @@ fn system_wide_install_works_and_uninstall_restores_ld_so_preload() {
 
 #[test]
 fn system_wide_without_a_previous_file_removes_it_again() {
-    let Some(etc) = PrivateEtc::new("deploy-system-wide-none") else {
+    let Some(etc) = private_etc("deploy-system-wide-none") else {
         return;
     };
     let preload = etc.file("ld.so.preload");
@@ -769,7 +731,7 @@ fn system_wide_without_a_previous_file_removes_it_again() {
 
 #[test]
 fn system_wide_uninstall_keeps_later_edits() {
-    let Some(etc) = PrivateEtc::new("deploy-system-wide-edit") else {
+    let Some(etc) = private_etc("deploy-system-wide-edit") else {
         return;
     };
     let preload = etc.file("ld.so.preload");
@@ -790,7 +752,7 @@ fn system_wide_uninstall_keeps_later_edits() {
 
 #[test]
 fn system_wide_refuses_a_library_that_does_not_load() {
-    let Some(etc) = PrivateEtc::new("deploy-system-wide-bad") else {
+    let Some(etc) = private_etc("deploy-system-wide-bad") else {
         return;
     };
     let preload = etc.file("ld.so.preload");
@@ -798,10 +760,10 @@ fn system_wide_refuses_a_library_that_does_not_load() {
     let scratch = ScratchDir::rootfs("deploy-system-wide-bad-lib");
     let not_a_library = scratch.path().join("libcfrfix.so");
     fs::write(&not_a_library, b"not an ELF file\n").expect("write");
-    let output = etc.run(
+    let output = run(&mut etc.command(
         script("cfrfix-system-wide"),
         &["enable", not_a_library.to_str().expect("utf-8")],
-    );
+    ));
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     assert!(
         text(&output.stderr).contains("test load failed"),
@@ -820,7 +782,7 @@ fn system_wide_config_file_is_read_and_environment_overrides_it() {
     if python3().is_none() {
         return skip("python3 not installed");
     }
-    let Some(etc) = PrivateEtc::new("deploy-system-wide-conf") else {
+    let Some(etc) = private_etc("deploy-system-wide-conf") else {
         return;
     };
     let library = common::cdylib();

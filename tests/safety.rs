@@ -21,7 +21,7 @@
 
 mod common;
 
-use common::{Rng, ScratchDir, clean, describe, have_command, is_root, skip, text};
+use common::{PrivateEtc, Rng, ScratchDir, clean, describe, have_command, is_root, skip, text};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -768,39 +768,6 @@ fn edquot_on_a_tmpfs_with_quota() {
 // ---------------------------------------------------------------------------------------------
 // Secure execution and quiet fds
 
-/// A copy of /etc mounted over /etc in private mount namespaces (the real one is never touched).
-struct PrivateEtc {
-    _scratch: ScratchDir,
-    etc: PathBuf,
-}
-
-impl PrivateEtc {
-    fn new(tag: &str) -> PrivateEtc {
-        let scratch = ScratchDir::tmpfs(tag);
-        // /etc holds secrets (shadow): its copy stays private to root.
-        fs::set_permissions(scratch.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
-        let etc = scratch.path().join("etc");
-        let copied = run(Command::new("cp").arg("-a").arg("/etc/.").arg(&etc));
-        assert!(copied.status.success(), "copy /etc: {}", describe(&copied));
-        let _ = fs::remove_file(etc.join("cfrfix.conf"));
-        PrivateEtc {
-            _scratch: scratch,
-            etc,
-        }
-    }
-
-    fn command(&self, program: &Path, args: &[&str], envs: &[(&str, &str)]) -> Command {
-        let mut c = clean("unshare");
-        c.args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg("mount --bind \"$0\" /etc && exec \"$@\"")
-            .arg(&self.etc)
-            .arg(program)
-            .args(args)
-            .envs(envs.iter().copied());
-        c
-    }
-}
-
 #[test]
 fn setuid_program_ignores_cfrfix_environment_but_keeps_the_fallback() {
     if !is_root() || !have_command("unshare") || !have_command("setpriv") {
@@ -822,13 +789,14 @@ fn setuid_program_ignores_cfrfix_environment_but_keeps_the_fallback() {
     let env_log = data.path().join("env.log");
     let conf_log = bin.path().join("conf.log");
 
-    let etc = PrivateEtc::new("safety-setuid-etc");
+    let etc = PrivateEtc::copy("safety-setuid-etc");
+    let _ = fs::remove_file(etc.file("cfrfix.conf"));
     fs::write(
-        etc.etc.join("ld.so.preload"),
+        etc.file("ld.so.preload"),
         format!("{}\n", common::cdylib().display()),
     )
     .expect("ld.so.preload");
-    let conf = etc.etc.join("cfrfix.conf");
+    let conf = etc.file("cfrfix.conf");
     fs::write(&conf, format!("log = {}\n", conf_log.display())).expect("cfrfix.conf");
     fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).expect("chmod");
 
@@ -842,7 +810,7 @@ fn setuid_program_ignores_cfrfix_environment_but_keeps_the_fallback() {
         let program = program.to_str().expect("utf-8");
         let src = src.to_str().expect("utf-8");
         args.extend([program, src, dst]);
-        let output = run(&mut etc.command(setpriv, &args, &[]));
+        let output = run(&mut etc.command(setpriv, &args));
         assert!(output.status.success(), "{}", describe(&output));
         text(&output.stdout)
     };
@@ -877,11 +845,12 @@ fn setuid_program_ignores_cfrfix_environment_but_keeps_the_fallback() {
     std::os::unix::fs::symlink(&victim, &link).expect("symlink");
     let link_s = link.to_str().expect("utf-8");
     let dst3 = data.path().join("dst3");
-    let output = run(&mut etc.command(
-        &program,
-        &[src.to_str().expect("utf-8"), dst3.to_str().expect("utf-8")],
-        &[("CFRFIX_LOG", link_s)],
-    ));
+    let output = run(etc
+        .command(
+            &program,
+            &[src.to_str().expect("utf-8"), dst3.to_str().expect("utf-8")],
+        )
+        .env("CFRFIX_LOG", link_s));
     assert_eq!(
         text(&output.stdout),
         "secure=0 ruid=0 euid=0\ncopied 300000\n"

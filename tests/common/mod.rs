@@ -1,10 +1,13 @@
 //! Helpers shared by the integration tests: where the built library and tools are,
 //! scratch directories on tmpfs (where the kernel's own copy_file_range works), a seeded
-//! random number generator, running processes with a deadline, and reporting.
+//! random number generator, running processes with a deadline, a private copy of /etc, and
+//! reporting.
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
+use std::fs;
 use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -206,4 +209,50 @@ pub fn output_within(
         stdout: stdout.join().expect("stdout reader"),
         stderr: stderr.join().expect("stderr reader"),
     }))
+}
+
+/// A copy of /etc, used as /etc inside private mount namespaces (the real one is never
+/// touched); removed when dropped.
+pub struct PrivateEtc {
+    _scratch: ScratchDir,
+    pub etc: PathBuf,
+}
+
+impl PrivateEtc {
+    /// Copies /etc (`cp -a`, given a minute) into a fresh directory on tmpfs.
+    pub fn copy(tag: &str) -> PrivateEtc {
+        let scratch = ScratchDir::tmpfs(tag);
+        // /etc holds secrets (shadow): its copy stays private to root.
+        fs::set_permissions(scratch.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
+        let etc = scratch.path().join("etc");
+        let mut cp = Command::new("cp");
+        cp.arg("-a").arg("/etc/.").arg(&etc);
+        let limit = Duration::from_secs(60);
+        let copied = output_within(&mut cp, limit, None)
+            .unwrap_or_else(|e| panic!("cannot run {cp:?}: {e}"))
+            .unwrap_or_else(|| panic!("{cp:?} did not finish within {limit:?}: hung"));
+        assert!(copied.status.success(), "copy /etc: {}", describe(&copied));
+        PrivateEtc {
+            _scratch: scratch,
+            etc,
+        }
+    }
+
+    /// `program args` with the copy bind-mounted over /etc in a private mount namespace,
+    /// without the test's LD_PRELOAD or CFRFIX_* settings.
+    pub fn command<S: AsRef<OsStr>>(&self, program: impl AsRef<OsStr>, args: &[S]) -> Command {
+        let mut command = clean("unshare");
+        command
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount --bind \"$0\" /etc && exec \"$@\"")
+            .arg(&self.etc)
+            .arg(program)
+            .args(args);
+        command
+    }
+
+    /// A file in the copy.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.etc.join(name)
+    }
 }
