@@ -12,13 +12,8 @@ const INJECT: &str = env!("CARGO_BIN_EXE_cfrfix-inject");
 /// Runs a python3 program under `cfrfix-inject 95` with the shim, logging to `log`.
 /// `None` (after printing SKIPPED) when python3 is absent.
 fn python_under_fallback(script: &str, dir: &ScratchDir, log: &std::path::Path) -> Option<()> {
-    if Command::new("python3")
-        .arg("-c")
-        .arg("pass")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: python3 not installed");
+    if !common::have_command("python3") {
+        common::skip("python3 not installed");
         return None;
     }
     let out = Command::new(INJECT)
