@@ -39,7 +39,12 @@ fn copy_with_probe(mover: &mut Mover, job: &Copy, probe: i32) -> Progress {
         if data > cur {
             // A hole: copy as zeros the part over existing destination data, skip the rest.
             let out_start = job.pos_out.wrapping_add(cur.wrapping_sub(job.pos_in));
-            let over_data = job.size_out.saturating_sub(out_start).clamp(0, data - cur) as usize;
+            // (max/min, not clamp: clamp panics when its bounds are out of order.)
+            let over_data = job
+                .size_out
+                .saturating_sub(out_start)
+                .max(0)
+                .min(data - cur) as usize;
             if over_data > 0 {
                 if let Err(e) = walk.write(over_data) {
                     return walk.stopped(e);
