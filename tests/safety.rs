@@ -1046,6 +1046,16 @@ fn abi_needs_glibc_2_17_and_only_libc() {
             describe(&bad)
         );
     }
+    // ...and a library with a reachable panic, i.e. an abort() import.
+    let lib = bin.path().join("libpanicking.so");
+    if compile(&lib, &["panicking_lib.c"], &["-shared", "-fPIC"]).is_some() {
+        let bad = run(Command::new(&script).arg(&lib));
+        assert!(
+            !bad.status.success() && text(&bad.stderr).contains("imports abort"),
+            "{}",
+            describe(&bad)
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
