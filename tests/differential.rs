@@ -615,6 +615,12 @@ fn assert_shim_matches_kernel_with(errno: u32, env: &[(&str, &str)]) {
 fn native_results_are_deterministic_and_the_same_for_every_entry_point() {
     let native = native_results();
     assert!(cases().len() >= 300, "only {} cases", cases().len());
+    println!(
+        "FIGURES: {} cases ({} explicit, {RANDOM_CASES} generated), each through {} entry points",
+        cases().len(),
+        cases().len() - RANDOM_CASES,
+        ENTRY_POINTS.len()
+    );
     if let Some((i, line)) = native
         .iter()
         .enumerate()
