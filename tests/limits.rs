@@ -20,13 +20,13 @@
 
 mod common;
 
-use common::ScratchDir;
-use std::ffi::{CString, OsStr};
-use std::io::{Read, Write};
+use common::{ScratchDir, clean, describe, have_command, is_root, skip, text};
+use std::ffi::CString;
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const INJECT: &str = env!("CARGO_BIN_EXE_cfrfix-inject");
@@ -175,87 +175,19 @@ fn build_driver(dir: &Path, deadline: Instant) -> Option<PathBuf> {
 // ---------------------------------------------------------------------------------------------
 // Running processes
 
-fn skip(reason: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {reason}");
-}
-
 fn figure(line: &str) {
     println!("FIGURES: {line}");
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn have_command(name: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", "command -v \"$0\" >/dev/null", name])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        output.status,
-        text(&output.stdout),
-        text(&output.stderr)
-    )
-}
-
-/// A command without the test's own LD_PRELOAD or CFRFIX_* settings.
-fn clean(program: impl AsRef<OsStr>) -> Command {
-    let mut command = Command::new(program);
-    command.env_remove("LD_PRELOAD");
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("CFRFIX_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
-
-/// Runs `command`; kills it and fails the test once `deadline` has passed (a hang is a bug).
+/// Runs `command` (stdin from /dev/null); kills it and fails the test once `deadline` has
+/// passed (a hang is a bug).
 fn run_within(command: &mut Command, deadline: Instant) -> Output {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{command:?} still running at the test's {BUDGET:?} deadline: hung");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    Output {
-        status,
-        stdout: out_reader.join().expect("stdout reader"),
-        stderr: err_reader.join().expect("stderr reader"),
-    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    common::output_within(command, left, None)
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
+        .unwrap_or_else(|| {
+            panic!("{command:?} still running at the test's {BUDGET:?} deadline: hung")
+        })
 }
 
 /// How the driver runs: natively, or with the kernel refusing copy_file_range with EOPNOTSUPP
