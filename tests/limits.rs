@@ -286,6 +286,18 @@ fn check_invariants(what: &str, t: &str) {
     }
 }
 
+/// A transcript's calls in short: each return value, or `errno N` (for the figures).
+fn calls_summary(t: &str) -> String {
+    t.lines()
+        .filter(|l| l.starts_with("call="))
+        .map(|l| match field(l, "ret") {
+            -1 => format!("errno {}", field(l, "errno")),
+            r => r.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The first line of `t` that is a partial count: 0 < ret < len.
 fn partial(t: &str) -> Option<&str> {
     t.lines().find(|l| {
@@ -511,19 +523,7 @@ fn efbig_at_ext4_maximum_file_size_mid_copy_matches_the_kernel() {
                 sc.name
             );
         }
-        figures.push(format!(
-            "{}: {}",
-            sc.name,
-            native
-                .lines()
-                .filter(|l| l.starts_with("call="))
-                .map(|l| match field(l, "ret") {
-                    -1 => format!("errno {}", field(l, "errno")),
-                    r => r.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        figures.push(format!("{}: {}", sc.name, calls_summary(&native)));
         // The injection bites: without the shim nothing is copied.
         let refused = transcript(
             &what("injected, no shim"),
@@ -794,15 +794,7 @@ fn edquot_mid_copy_on_ext4_with_quota_matches_the_kernel() {
         figures.push(format!(
             "{}: {} (copied {copied})",
             sc.name,
-            native
-                .lines()
-                .filter(|l| l.starts_with("call="))
-                .map(|l| match field(l, "ret") {
-                    -1 => format!("errno {}", field(l, "errno")),
-                    r => r.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
+            calls_summary(&native)
         ));
         let refused = run(
             format!("{} injected, no shim", sc.name),
