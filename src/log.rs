@@ -102,14 +102,23 @@ fn write_line(target: LogTarget, bytes: &[u8]) {
             let _ = sys::write(2, bytes);
         }
         LogTarget::File(path) => {
+            // O_NONBLOCK: a FIFO planted at the path must not hang the program (opening one
+            // without a reader fails; with a reader, the type check refuses it). Only a regular
+            // file with one link is written: not a symlink (O_NOFOLLOW), FIFO, device, or a
+            // hard link to some other file.
             let flags = libc::O_WRONLY
                 | libc::O_APPEND
                 | libc::O_CREAT
                 | libc::O_CLOEXEC
                 | libc::O_NOFOLLOW
-                | libc::O_NOCTTY;
+                | libc::O_NOCTTY
+                | libc::O_NONBLOCK;
             if let Ok(fd) = sys::open(path, flags, 0o644) {
-                let _ = sys::write(fd, bytes);
+                let plain_file = sys::fstat(fd)
+                    .is_ok_and(|st| st.mode & libc::S_IFMT == libc::S_IFREG && st.nlink == 1);
+                if plain_file {
+                    let _ = sys::write(fd, bytes);
+                }
                 sys::close(fd);
             }
         }
@@ -141,6 +150,9 @@ impl Line {
     fn push_fd(&mut self, fd: i32) {
         self.push(b"fd ");
         self.push_i64(fd.into());
+        if fd < 0 {
+            return;
+        }
         let mut target = [0u8; 512];
         if let Ok(n) = sys::readlink(sys::ProcFdPath::new(fd).as_cstr(), &mut target) {
             self.push(b" (");

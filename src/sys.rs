@@ -19,7 +19,6 @@ impl Errno {
     pub const EISDIR: Errno = Errno(libc::EISDIR);
     pub const EINVAL: Errno = Errno(libc::EINVAL);
     pub const EFBIG: Errno = Errno(libc::EFBIG);
-    pub const ENOSYS: Errno = Errno(libc::ENOSYS);
     pub const EOVERFLOW: Errno = Errno(libc::EOVERFLOW);
     pub const EAGAIN: Errno = Errno(libc::EAGAIN);
     pub const ENXIO: Errno = Errno(libc::ENXIO);
@@ -170,6 +169,7 @@ pub struct FileStat {
     pub mode: u32,
     pub size: i64,
     pub uid: u32,
+    pub nlink: u64,
     pub dev: u64,
     pub ino: u64,
 }
@@ -183,6 +183,7 @@ pub fn fstat(fd: c_int) -> SysResult<FileStat> {
         mode: st.st_mode,
         size: st.st_size,
         uid: st.st_uid,
+        nlink: st.st_nlink as u64,
         dev: st.st_dev,
         ino: st.st_ino,
     })
@@ -231,18 +232,44 @@ pub fn close(fd: c_int) {
     let _ = unsafe { sys!(libc::SYS_close, fd) };
 }
 
-/// `O_CLOEXEC` pipe; the shim closes both ends before returning to the program.
+/// Moves a descriptor the shim opened to a number of 3 or more. The kernel hands out the lowest
+/// free number, which in a process that closed its standard streams is 0, 1 or 2: anything the
+/// program (a signal handler, another thread, a library's warning) then writes to "stderr"
+/// would land in the shim's pipe or file.
+fn above_stdio(fd: c_int) -> SysResult<c_int> {
+    if fd > 2 {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC takes an integer, no pointer.
+    let moved = unsafe { sys!(libc::SYS_fcntl, fd, libc::F_DUPFD_CLOEXEC, 3) };
+    close(fd);
+    moved.map(|v| v as c_int)
+}
+
+/// A private `O_CLOEXEC` pipe `[read end, write end]`, both above the standard streams; the shim
+/// closes both ends before returning to the program.
 pub fn pipe() -> SysResult<[c_int; 2]> {
     let mut fds = [-1 as c_int; 2];
     // SAFETY: `fds` is a writable array of two ints.
     unsafe { sys!(libc::SYS_pipe2, fds.as_mut_ptr(), libc::O_CLOEXEC) }?;
-    Ok(fds)
+    let [r, w] = fds;
+    match (above_stdio(r), above_stdio(w)) {
+        (Ok(r), Ok(w)) => Ok([r, w]),
+        (r, w) => {
+            for fd in [r, w].into_iter().flatten() {
+                close(fd);
+            }
+            Err(Errno(libc::EMFILE))
+        }
+    }
 }
 
+/// `openat(AT_FDCWD, …)`; the descriptor is placed above the standard streams (see
+/// `above_stdio`).
 pub fn open(path: &core::ffi::CStr, flags: c_int, mode: c_uint) -> SysResult<c_int> {
     // SAFETY: `path` is NUL-terminated and outlives the call.
-    unsafe { sys!(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags, mode) }
-        .map(|v| v as c_int)
+    let fd = unsafe { sys!(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags, mode) }?;
+    above_stdio(fd as c_int)
 }
 
 /// `splice(2)` between a file at an explicit offset and a pipe (`None`: the pipe side).
@@ -276,11 +303,6 @@ pub fn pipe_capacity(fd: c_int, wanted: usize) -> SysResult<usize> {
         let _ = sys!(libc::SYS_fcntl, fd, libc::F_SETPIPE_SZ, wanted);
         sys!(libc::SYS_fcntl, fd, libc::F_GETPIPE_SZ)
     }
-}
-
-pub fn ftruncate(fd: c_int, len: i64) -> SysResult<()> {
-    // SAFETY: ftruncate takes no pointer.
-    unsafe { sys!(libc::SYS_ftruncate, fd, len) }.map(|_| ())
 }
 
 /// The filesystem type (`f_type` magic) of the file behind `fd`.
@@ -323,15 +345,16 @@ pub fn monotonic_secs() -> u64 {
     if r.is_ok() { ts.tv_sec as u64 } else { 0 }
 }
 
-/// `/proc/self/fd/N` as a C string, built without allocating.
+/// `/proc/thread-self/fd/N` as a C string, built without allocating. (`thread-self`: a thread
+/// that unshared its descriptor table has its own; `/proc/self` shows the main thread's.)
 pub struct ProcFdPath {
-    buf: [u8; 32],
+    buf: [u8; 40],
 }
 
 impl ProcFdPath {
     pub fn new(fd: c_int) -> ProcFdPath {
-        let mut buf = [0u8; 32];
-        let prefix = b"/proc/self/fd/";
+        let mut buf = [0u8; 40];
+        let prefix = b"/proc/thread-self/fd/";
         let mut len = 0;
         for &b in prefix {
             if let Some(slot) = buf.get_mut(len) {
@@ -367,14 +390,23 @@ impl ProcFdPath {
 }
 
 /// A second, private open file description for the file behind `fd`, read-only (through
-/// /proc/self/fd), so that `lseek` on it moves nobody else's file position. Verified to be the
-/// same inode: /proc may be missing or, in a chroot, not procfs at all.
+/// /proc/thread-self/fd), so that `lseek` on it moves nobody else's file position. Verified to
+/// be the same inode: /proc may be missing or, in a chroot, not procfs at all.
+///
+/// An open breaks a write lease on the file. Where the program's own descriptor holds a lease,
+/// no second open is made (the caller copies densely instead); `O_NONBLOCK` keeps an open that
+/// meets someone else's lease from waiting for the lease to be given up.
 pub fn reopen_read_only(fd: c_int) -> SysResult<c_int> {
+    // SAFETY: F_GETLEASE takes no argument.
+    let lease = unsafe { sys!(libc::SYS_fcntl, fd, libc::F_GETLEASE) }?;
+    if lease as c_int != libc::F_UNLCK {
+        return Err(Errno::EAGAIN);
+    }
     let original = fstat(fd)?;
     let path = ProcFdPath::new(fd);
     let new_fd = open(
         path.as_cstr(),
-        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY,
+        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK,
         0,
     )?;
     match fstat(new_fd) {
@@ -415,12 +447,19 @@ pub fn raise_in_this_thread(sig: c_int) {
     }
 }
 
+/// The calling thread's id: `process_vm_*` accept it as the "pid" and, unlike the process id,
+/// it names a live task even after the main thread has exited.
+pub fn gettid() -> c_int {
+    // SAFETY: gettid takes no pointer and cannot fail.
+    unsafe { sys!(libc::SYS_gettid) }.unwrap_or(0) as c_int
+}
+
 pub fn getpid() -> c_int {
     // SAFETY: getpid takes no pointer and cannot fail.
     unsafe { sys!(libc::SYS_getpid) }.unwrap_or(0) as c_int
 }
 
-/// `process_vm_readv`/`writev` on this process: moves `len` bytes between our `local` buffer and
+/// `process_vm_readv`/`writev` on this thread: moves `len` bytes between our `local` buffer and
 /// the caller's address `remote`, reporting `EFAULT` rather than faulting when `remote` is bad.
 pub fn process_vm_rw(
     write: bool,
@@ -446,7 +485,7 @@ pub fn process_vm_rw(
     unsafe {
         sys!(
             nr,
-            getpid(),
+            gettid(),
             &local_iov as *const libc::iovec,
             1,
             &remote_iov as *const libc::iovec,

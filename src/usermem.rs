@@ -43,10 +43,10 @@ pub fn write_offset(ptr: UserPtr, mut value: i64) -> SysResult<()> {
     }
 }
 
-/// `process_vm_*` refused by policy rather than by the address: seccomp (ENOSYS, EPERM) or a
-/// kernel built without `CONFIG_CROSS_MEMORY_ATTACH`.
+/// `process_vm_*` failed for a reason other than the address: seccomp (ENOSYS, EPERM), a kernel
+/// built without `CONFIG_CROSS_MEMORY_ATTACH`, or anything else: the pipe answers instead.
 fn forbidden(e: Errno) -> bool {
-    e == Errno::ENOSYS || e == Errno::EPERM
+    e != Errno::EFAULT
 }
 
 /// A full 8-byte transfer, or EFAULT (the pipe is ours and empty, so anything short is the

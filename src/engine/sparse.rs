@@ -4,7 +4,7 @@
 //! data is copied like data, so no stale byte survives.
 //!
 //! Data first: a skipped hole counts as copied only once the destination's size covers it, by a
-//! later write or by the final `ftruncate`; if neither happens, it is not reported.
+//! later write or by writing the hole's last byte; if neither happens, it is not reported.
 
 use super::{Mover, Progress, Run};
 use crate::checks::Copy;
@@ -22,7 +22,7 @@ pub fn copy(mover: &mut Mover, job: &Copy) -> Progress {
 
 /// The hole walk; `probe` is a private descriptor of the source, used only for `lseek`.
 fn copy_with_probe(mover: &mut Mover, job: &Copy, probe: i32) -> Progress {
-    let end_in = job.pos_in.wrapping_add(job.count as i64);
+    let mut end_in = job.pos_in.wrapping_add(job.count as i64);
     let mut walk = Walk {
         mover,
         job,
@@ -33,8 +33,14 @@ fn copy_with_probe(mover: &mut Mover, job: &Copy, probe: i32) -> Progress {
     while cur < end_in {
         let data = match sys::lseek(probe, cur, libc::SEEK_DATA) {
             Ok(d) => d.min(end_in),
-            Err(Errno::ENXIO) => end_in, // no data from here to EOF
-            Err(_) => cur,               // no hole support: all data
+            Err(Errno::ENXIO) => {
+                // No data from here to the end of file, which may have moved in since the
+                // checks (a concurrent truncate): the hole ends there, not at the range's end.
+                let eof = sys::fstat(probe).map_or(end_in, |st| st.size);
+                end_in = end_in.min(eof.max(cur));
+                end_in
+            }
+            Err(_) => cur, // no hole support: all data
         };
         if data > cur {
             // A hole: copy as zeros the part over existing destination data, skip the rest.
@@ -127,17 +133,18 @@ impl Walk<'_> {
         }
     }
 
-    /// The source ends in a hole: extend the destination to cover it, never shrinking it.
-    /// Where the size cannot be set (an inode made append-only after it was opened refuses
-    /// ftruncate but not writes), the hole's zeros are written like data, as the kernel would.
+    /// The source ends in a hole: make the destination's size cover it by writing the hole's
+    /// last byte, a zero, as the kernel would. (Not `ftruncate`: the size it sets may already
+    /// be stale, and shrinking would cut off what another writer just put past it. A one-byte
+    /// write inside the call's own range can only grow the file.) Where even that fails, the
+    /// hole's zeros are written like data, as far as they go.
     fn finish(mut self) -> Progress {
         if self.pending > 0 {
-            let target = self
+            let last = self
                 .job
                 .pos_out
-                .wrapping_add((self.done + self.pending) as i64);
-            let size_now = sys::fstat(self.mover.fd_out).map(|st| st.size).unwrap_or(0);
-            if size_now >= target || sys::ftruncate(self.mover.fd_out, target).is_ok() {
+                .wrapping_add((self.done + self.pending) as i64 - 1);
+            if sys::pwrite(self.mover.fd_out, &[0], last) == Ok(1) {
                 self.done += core::mem::take(&mut self.pending);
             } else if let Err(e) = self.write_pending() {
                 return self.stopped(e);
