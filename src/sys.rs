@@ -618,11 +618,14 @@ mod tests {
 
     #[test]
     fn proc_fd_paths() {
-        assert_eq!(ProcFdPath::new(0).as_cstr(), c"/proc/self/fd/0");
-        assert_eq!(ProcFdPath::new(1234).as_cstr(), c"/proc/self/fd/1234");
+        assert_eq!(ProcFdPath::new(0).as_cstr(), c"/proc/thread-self/fd/0");
+        assert_eq!(
+            ProcFdPath::new(1234).as_cstr(),
+            c"/proc/thread-self/fd/1234"
+        );
         assert_eq!(
             ProcFdPath::new(i32::MAX).as_cstr(),
-            c"/proc/self/fd/2147483647"
+            c"/proc/thread-self/fd/2147483647"
         );
     }
 
