@@ -58,9 +58,10 @@ fn copy_with_probe(mover: &mut Mover, job: &Copy, probe: i32) -> Progress {
             }
             walk.pending += (data - cur) as usize - over_data;
             cur = data;
-            if cur >= end_in {
-                break;
-            }
+        }
+        // The range may end here: after a hole, or because the source shrank to `cur`.
+        if cur >= end_in {
+            break;
         }
         let hole = match sys::lseek(probe, cur, libc::SEEK_HOLE) {
             Ok(h) if h > cur => h.min(end_in),
