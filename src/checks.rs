@@ -33,6 +33,30 @@ pub struct Copy {
     /// False for a pseudo-file whose `stat` size (0) is not its content's size: it is read
     /// to its end instead of being clamped to "EOF" at 0.
     pub size_known: bool,
+    /// How much of the source's size `st_blocks` does not account for: 0 for a fully allocated
+    /// file. A hint that the source may have holes (or is compressed), never a reason to skip.
+    pub src_unallocated: u64,
+}
+
+/// Why an emulated call stopped: an answer the kernel itself gives (one of its checks, or an
+/// I/O error its own copy meets), or the failure of a step only the emulation takes (an
+/// `fstat` a FUSE server fails, an `lseek` on a non-seekable file, no memory for a buffer).
+/// The second kind is never the program's answer: the call then answers as the kernel did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    Kernel(Errno),
+    Emulation(Errno),
+}
+
+impl From<Refusal> for Failure {
+    fn from(r: Refusal) -> Failure {
+        Failure::Kernel(r.errno)
+    }
+}
+
+/// The result of a step the kernel does not take: its error is the emulation's.
+fn own<T>(r: SysResult<T>) -> Result<T, Failure> {
+    r.map_err(Failure::Emulation)
 }
 
 impl Copy {
@@ -60,7 +84,7 @@ pub fn is_sized_zero_pseudo_file(fd: c_int, st: &sys::FileStat) -> bool {
 }
 
 /// What the checks decide: the kernel's error, a successful 0 (nothing to copy), or a copy.
-pub type Verdict = SysResult<Option<Copy>>;
+pub type Verdict = Result<Option<Copy>, Failure>;
 
 /// The kernel's `MAX_RW_COUNT`: `INT_MAX & PAGE_MASK`, the most one read, write or copy moves.
 pub fn max_rw_count() -> usize {
@@ -78,36 +102,39 @@ pub fn check(req: &Request) -> Verdict {
     let user_pos_out = read_offset_if_given(req.off_out)?;
 
     if req.flags != 0 {
-        return Err(Errno::EINVAL);
+        return Err(Failure::Kernel(Errno::EINVAL));
     }
 
     // generic_file_rw_checks: directories, then other non-regular files, then open modes.
-    let st_in = sys::fstat(req.fd_in)?;
-    let st_out = sys::fstat(req.fd_out)?;
+    // (The kernel reads its inodes; `fstat` may fail where it would not, e.g. on FUSE.)
+    let st_in = own(sys::fstat(req.fd_in))?;
+    let st_out = own(sys::fstat(req.fd_out))?;
     let is = |st: &sys::FileStat, kind| st.mode & libc::S_IFMT == kind;
+    let refuse = |e| Err(Failure::Kernel(e));
     if is(&st_in, libc::S_IFDIR) || is(&st_out, libc::S_IFDIR) {
-        return Err(Errno::EISDIR);
+        return refuse(Errno::EISDIR);
     }
     if !is(&st_in, libc::S_IFREG) || !is(&st_out, libc::S_IFREG) {
-        return Err(Errno::EINVAL);
+        return refuse(Errno::EINVAL);
     }
     if !readable(fl_in) || !writable(fl_out) || fl_out & libc::O_APPEND != 0 {
-        return Err(Errno::EBADF);
+        return refuse(Errno::EBADF);
     }
 
     // (The cross-filesystem EXDEV check is skipped on purpose: see the module comment.)
     if sys::is_immutable(req.fd_out) {
-        return Err(Errno::EPERM);
+        return refuse(Errno::EPERM);
     }
 
-    // With a NULL offset pointer the kernel uses the file position (f_pos); lseek reads it.
+    // With a NULL offset pointer the kernel uses the file position (f_pos); lseek reads it,
+    // and fails (ESPIPE) on a non-seekable file, where the kernel reads f_pos directly.
     let pos_in = match user_pos_in {
         Some(p) => p,
-        None => sys::lseek(req.fd_in, 0, libc::SEEK_CUR)?,
+        None => own(sys::lseek(req.fd_in, 0, libc::SEEK_CUR))?,
     };
     let pos_out = match user_pos_out {
         Some(p) => p,
-        None => sys::lseek(req.fd_out, 0, libc::SEEK_CUR)?,
+        None => own(sys::lseek(req.fd_out, 0, libc::SEEK_CUR))?,
     };
 
     // A pseudo-file is read to its end: as if its size were the largest possible.
@@ -129,29 +156,41 @@ pub fn check(req: &Request) -> Verdict {
             count: (count as usize).min(max_rw_count()),
             size_out: st_out.size,
             size_known,
+            src_unallocated: if size_known {
+                (st_in.size as u64).saturating_sub(st_in.blocks.saturating_mul(512))
+            } else {
+                0
+            },
         })),
-        Err(Refusal { errno, sigxfsz }) => {
-            if sigxfsz {
+        Err(refusal) => {
+            if refusal.sigxfsz {
                 sys::raise_in_this_thread(libc::SIGXFSZ);
             }
-            Err(errno)
+            Err(refusal.into())
         }
     }
 }
 
-/// `F_GETFL` of a descriptor `fdget` would accept; EBADF otherwise.
-fn file_flags(fd: c_int) -> SysResult<c_int> {
+/// `F_GETFL` of a descriptor `fdget` would accept; EBADF otherwise. (Any other error, e.g. a
+/// seccomp profile refusing `fcntl`, is the emulation's.)
+fn file_flags(fd: c_int) -> Result<c_int, Failure> {
     match sys::fcntl_getfl(fd) {
         Ok(fl) if fl & sys::O_PATH == 0 => Ok(fl),
-        _ => Err(Errno::EBADF),
+        Ok(_) | Err(Errno::EBADF) => Err(Failure::Kernel(Errno::EBADF)),
+        Err(e) => Err(Failure::Emulation(e)),
     }
 }
 
-fn read_offset_if_given(ptr: UserPtr) -> SysResult<Option<i64>> {
+/// The caller's offset, or EFAULT as `copy_from_user` gives it. (Any other error, e.g. no
+/// descriptor left for the pipe that reads it, is the emulation's.)
+fn read_offset_if_given(ptr: UserPtr) -> Result<Option<i64>, Failure> {
     if ptr.is_null() {
-        Ok(None)
-    } else {
-        crate::usermem::read_offset(ptr).map(Some)
+        return Ok(None);
+    }
+    match crate::usermem::read_offset(ptr) {
+        Ok(v) => Ok(Some(v)),
+        Err(Errno::EFAULT) => Err(Failure::Kernel(Errno::EFAULT)),
+        Err(e) => Err(Failure::Emulation(e)),
     }
 }
 

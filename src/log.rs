@@ -5,8 +5,9 @@
 //! process logs at most `BURST` lines per second; the rest are counted and the count is reported
 //! on the next line that goes out, so a hot loop cannot fill a disk.
 
+use crate::checks::Failure;
 use crate::config::{self, LogTarget};
-use crate::engine::EngineUsed;
+use crate::engine::{Engines, Tally};
 use crate::sys::{self, Errno};
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -25,8 +26,11 @@ pub struct Fallback {
     pub fd_in: i32,
     pub fd_out: i32,
     pub trigger: Trigger,
+    /// What the user-space copy came to.
+    pub emulated: Result<usize, Failure>,
+    /// What the program was told.
     pub result: Result<usize, Errno>,
-    pub engine: EngineUsed,
+    pub tally: Tally,
 }
 
 const BURST: u64 = 20;
@@ -73,19 +77,31 @@ pub fn fallback(event: &Fallback) {
         Trigger::KernelZero => line.push(b"kernel returned 0 with data to copy"),
         Trigger::ModeAlways => line.push(b"mode always"),
     }
-    match event.result {
+    match event.emulated {
         Ok(n) => {
             line.push(b"; copied ");
             line.push_u64(n as u64);
-            line.push(b" bytes in user space (engine ");
-            line.push(event.engine.name().as_bytes());
-            line.push(b")");
+            line.push(b" bytes in user space");
         }
-        Err(e) => {
+        Err(Failure::Kernel(e)) => {
             line.push(b"; user-space copy returned ");
             line.push_errno(e);
         }
+        Err(Failure::Emulation(e)) => {
+            line.push(b"; user-space copy impossible here (");
+            line.push_errno(e);
+            line.push(b" from a step the kernel does not take); returned ");
+            match (event.trigger, event.result) {
+                (Trigger::ModeAlways, _) => line.push(b"the kernel's answer: "),
+                _ => line.push(b"the kernel's first answer: "),
+            }
+            match event.result {
+                Ok(n) => line.push_u64(n as u64),
+                Err(e) => line.push_errno(e),
+            }
+        }
     }
+    line.push_tally(&event.tally);
     if suppressed > 0 {
         line.push(b" [");
         line.push_u64(suppressed);
@@ -158,6 +174,40 @@ impl Line {
             self.push(b" (");
             self.push(target.get(..n).unwrap_or(&[]));
             self.push(b")");
+        }
+    }
+
+    /// ` (engine splice; read R, wrote W, left H as holes)`: what really moved.
+    fn push_tally(&mut self, t: &Tally) {
+        self.push(b" (engine ");
+        self.push_engines(t.engines);
+        self.push(b"; read ");
+        self.push_u64(t.read);
+        self.push(b", wrote ");
+        self.push_u64(t.written);
+        self.push(b", left ");
+        self.push_u64(t.holes);
+        self.push(b" as holes)");
+    }
+
+    fn push_engines(&mut self, e: Engines) {
+        let names = [
+            (e.sparse, b"sparse" as &[u8]),
+            (e.splice, b"splice"),
+            (e.rw, b"rw"),
+        ];
+        let mut any = false;
+        for (used, name) in names {
+            if used {
+                if any {
+                    self.push(b"+");
+                }
+                self.push(name);
+                any = true;
+            }
+        }
+        if !any {
+            self.push(b"none");
         }
     }
 

@@ -4,9 +4,9 @@
 //! small: the kernel's checks (`checks`), the engines (`engine`), and the syscall's epilogue
 //! (`finish`).
 
-use crate::checks::{self, Copy, Request};
+use crate::checks::{self, Copy, Failure, Request};
 use crate::config::{self, Mode};
-use crate::engine::{self, EngineUsed};
+use crate::engine::{self, Tally};
 use crate::log::{self, Trigger};
 use crate::sys::{self, Errno, SysResult};
 use crate::usermem;
@@ -26,13 +26,25 @@ pub fn copy_file_range(req: &Request) -> SysResult<usize> {
             other => return other,
         },
     };
-    let (result, engine) = emulate(req);
+    let (emulated, tally) = emulate(req);
+    let result = match emulated {
+        Ok(n) => Ok(n),
+        Err(Failure::Kernel(e)) => Err(e),
+        // A step the kernel does not take failed before anything was copied: the program gets
+        // the answer the kernel gave (in mode `always`, the one it gives now), never that step's.
+        Err(Failure::Emulation(_)) => match trigger {
+            Trigger::KernelErrno(e) => Err(e),
+            Trigger::KernelZero => Ok(0),
+            Trigger::ModeAlways => kernel(req),
+        },
+    };
     log::fallback(&log::Fallback {
         fd_in: req.fd_in,
         fd_out: req.fd_out,
         trigger,
+        emulated,
         result,
-        engine,
+        tally,
     });
     result
 }
@@ -90,21 +102,21 @@ fn zero_hides_data(regular: bool, pseudo: bool, size: i64, pos: i64) -> bool {
 }
 
 /// The whole system call, done in user space with the kernel's semantics.
-pub fn emulate(req: &Request) -> (SysResult<usize>, EngineUsed) {
+pub fn emulate(req: &Request) -> (Result<usize, Failure>, Tally) {
     let job = match checks::check(req) {
         Ok(Some(job)) => job,
-        Ok(None) => return (Ok(0), EngineUsed::None),
-        Err(e) => return (Err(e), EngineUsed::None),
+        Ok(None) => return (Ok(0), Tally::default()),
+        Err(e) => return (Err(e), Tally::default()),
     };
-    let (progress, engine) = engine::copy(req.fd_in, req.fd_out, &job);
+    let (progress, tally) = engine::copy(req.fd_in, req.fd_out, &job);
     let result = match (progress.copied, progress.error) {
         // An error before any progress is the call's error; after progress, the partial count
         // (the error shows again on the next call, as with the kernel).
         (0, Some(e)) => Err(e),
         (0, None) => Ok(0),
-        (n, _) => finish(req, &job, n),
+        (n, _) => finish(req, &job, n).map_err(Failure::Kernel),
     };
-    (result, engine)
+    (result, tally)
 }
 
 /// The syscall's epilogue after `copied > 0` bytes: advance each offset by exactly that much,

@@ -853,9 +853,18 @@ fn shim_matches_kernel_with_sparse_off() {
 fn engine_settings_reach_the_library() {
     let scratch = ScratchDir::tmpfs("differential-engine-log");
     for (engine, expected) in [
-        ("splice", "(engine splice)"),
-        ("rw", "(engine rw)"),
-        ("auto", "(engine splice)"),
+        (
+            "splice",
+            "(engine splice; read 100000, wrote 100000, left 0 as holes)",
+        ),
+        (
+            "rw",
+            "(engine rw; read 100000, wrote 100000, left 0 as holes)",
+        ),
+        (
+            "auto",
+            "(engine splice; read 100000, wrote 100000, left 0 as holes)",
+        ),
     ] {
         let log = scratch.path().join(format!("log-{engine}"));
         let log_setting = log.display().to_string();

@@ -54,7 +54,8 @@ print(i, o)
     let src = dir.path().join("src");
     let dst = dir.path().join("dst");
     let expected_tail = format!(
-        " ({}) -> fd 4 ({})): kernel said EOPNOTSUPP; copied 12345 bytes in user space (engine splice)",
+        " ({}) -> fd 4 ({})): kernel said EOPNOTSUPP; copied 12345 bytes in user space \
+         (engine splice; read 12345, wrote 12345, left 0 as holes)",
         src.display(),
         dst.display()
     );

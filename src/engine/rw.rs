@@ -1,21 +1,14 @@
-//! `pread`/`pwrite` through a private anonymous mapping: works on every filesystem, and reads
+//! `pread`/`pwrite` through the call's private buffer: works on every filesystem, and reads
 //! pseudo-files (size 0 in `stat`) to their real end.
 
 use super::{Progress, Run};
-use crate::sys::{self, MappedBuf};
+use crate::checks::Failure;
+use crate::sys::{self, Errno};
 
-/// The most memory one call maps for its buffer.
-const MAX_BUFFER: usize = 1 << 20;
-
-pub fn copy(fd_in: i32, fd_out: i32, run: Run) -> Progress {
-    let len = run.count.min(MAX_BUFFER).next_multiple_of(sys::page_size());
-    let mut buf = match MappedBuf::new(len) {
-        Ok(b) => b,
-        Err(e) => return Progress::stopped(0, e),
-    };
-    let buf = buf.as_mut_slice();
-
+/// Copies `run` through `buf`; returns the progress and the bytes read.
+pub fn copy(fd_in: i32, fd_out: i32, run: Run, buf: &mut [u8]) -> (Progress, usize) {
     let mut done: usize = 0;
+    let mut read: usize = 0;
     while done < run.count {
         let want = (run.count - done).min(buf.len());
         let Some(chunk) = buf.get_mut(..want) else {
@@ -25,24 +18,39 @@ pub fn copy(fd_in: i32, fd_out: i32, run: Run) -> Progress {
         let n = match sys::pread(fd_in, chunk, run.pos_in.wrapping_add(done as i64)) {
             Ok(0) => break, // end of file
             Ok(n) => n.min(want),
-            Err(e) => return Progress::stopped(done, e),
+            Err(e) => return (Progress::stopped(done, read_failure(e)), read),
         };
-        let mut written: usize = 0;
-        while written < n {
-            let Some(rest) = chunk.get(written..n) else {
-                break;
-            };
-            let at = run.pos_out.wrapping_add((done + written) as i64);
-            match sys::pwrite(fd_out, rest, at) {
-                Ok(0) => return Progress::stopped(done + written, sys::Errno::EIO),
-                Ok(w) => written += w.min(rest.len()),
-                Err(e) => return Progress::stopped(done + written, e),
-            }
+        read += n;
+        let at = run.pos_out.wrapping_add(done as i64);
+        let written = write_all(fd_out, chunk.get(..n).unwrap_or(&[]), at);
+        done += written.unwrap_or_else(|(w, _)| w);
+        if let Err((_, e)) = written {
+            return (Progress::stopped(done, e), read);
         }
-        done += n;
     }
-    Progress {
-        copied: done,
-        error: None,
+    (Progress::done(done), read)
+}
+
+/// Writes all of `bytes` at `pos`; on failure, how much was written and why it stopped.
+pub fn write_all(fd: i32, bytes: &[u8], pos: i64) -> Result<usize, (usize, Failure)> {
+    let mut written: usize = 0;
+    while let Some(rest) = bytes.get(written..).filter(|r| !r.is_empty()) {
+        match sys::pwrite(fd, rest, pos.wrapping_add(written as i64)) {
+            Ok(0) => return Err((written, Failure::Kernel(Errno::EIO))),
+            Ok(w) => written += w.min(rest.len()),
+            Err(e) => return Err((written, Failure::Kernel(e))),
+        }
+    }
+    Ok(written)
+}
+
+/// A failed read of the source. `ESPIPE` means the source cannot be read at a position (a
+/// non-seekable FUSE file): the kernel never reads that way, so it is the emulation's failure,
+/// not an answer for the program.
+pub fn read_failure(e: Errno) -> Failure {
+    if e == Errno::ESPIPE {
+        Failure::Emulation(e)
+    } else {
+        Failure::Kernel(e)
     }
 }

@@ -3,6 +3,7 @@
 //! as the kernel's own `copy_file_range` fallback (`do_splice_direct`) does.
 
 use super::{Progress, Run};
+use crate::checks::Failure;
 use crate::sys::{self, Errno, SysResult};
 
 /// The pipe size asked for: fewer system calls per byte, within the unprivileged default
@@ -41,8 +42,10 @@ impl Drop for Pipe {
     }
 }
 
-pub fn copy(pipe: &Pipe, fd_in: i32, fd_out: i32, run: Run) -> Progress {
+/// Copies `run` through `pipe`; returns the progress and the bytes read (spliced into the pipe).
+pub fn copy(pipe: &Pipe, fd_in: i32, fd_out: i32, run: Run) -> (Progress, usize) {
     let mut done: usize = 0;
+    let mut read: usize = 0;
     while done < run.count {
         // The pipe is empty here, so this never blocks on it; an unaligned start may fill it
         // with less than `want`, which the loop absorbs.
@@ -53,8 +56,9 @@ pub fn copy(pipe: &Pipe, fd_in: i32, fd_out: i32, run: Run) -> Progress {
         {
             Ok(0) => break, // end of file: the source shrank
             Ok(n) => n.min(want),
-            Err(e) => return Progress::stopped(done, e),
+            Err(e) => return (Progress::stopped(done, super::rw::read_failure(e)), read),
         };
+        read += filled;
         let mut drained: usize = 0;
         while drained < filled {
             let mut pos_out = run.pos_out.wrapping_add((done + drained) as i64);
@@ -67,15 +71,15 @@ pub fn copy(pipe: &Pipe, fd_in: i32, fd_out: i32, run: Run) -> Progress {
                 left,
                 libc::SPLICE_F_MOVE,
             ) {
-                Ok(0) => return Progress::stopped(done + drained, Errno::EIO),
+                Ok(0) => {
+                    let p = Progress::stopped(done + drained, Failure::Kernel(Errno::EIO));
+                    return (p, read);
+                }
                 Ok(n) => drained += n.min(left),
-                Err(e) => return Progress::stopped(done + drained, e),
+                Err(e) => return (Progress::stopped(done + drained, Failure::Kernel(e)), read),
             }
         }
         done += filled;
     }
-    Progress {
-        copied: done,
-        error: None,
-    }
+    (Progress::done(done), read)
 }
