@@ -1,6 +1,6 @@
 //! Differential test: the shim must be indistinguishable from the kernel.
 //!
-//! Every case (see `src/bin/cfrfix-probe.rs` for the format) is run once natively on tmpfs,
+//! Every case (see `drivers/probe/main.rs` for the format) is run once natively on tmpfs,
 //! where the kernel's own copy_file_range works, and then under `cfrfix-inject ERRNO` with
 //! `LD_PRELOAD=libcfrfix.so` for every "unsupported" errno and every entry point. The kernel
 //! now refuses every call, so each result line (return value, errno, positions, offsets,

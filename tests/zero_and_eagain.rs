@@ -20,7 +20,7 @@ use common::ScratchDir;
 
 const PROBE: &str = env!("CARGO_BIN_EXE_cfrfix-probe");
 
-/// Runs probe `cases` (one per line, see src/bin/cfrfix-probe.rs) under `setup`; one result
+/// Runs probe `cases` (one per line, see drivers/probe/main.rs) under `setup`; one result
 /// line per case.
 fn probe(setup: Setup<'_>, cases: &[String]) -> Vec<String> {
     let dir = ScratchDir::tmpfs("zero-probe");

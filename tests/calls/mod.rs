@@ -1,4 +1,4 @@
-//! Running `cfrfix-call` (src/bin/cfrfix-call.rs) natively or under `cfrfix-inject` with the
+//! Running `cfrfix-call` (drivers/call/main.rs) natively or under `cfrfix-inject` with the
 //! shim, with a deadline, for tests/engines.rs and tests/zero_and_eagain.rs.
 #![allow(dead_code)]
 
