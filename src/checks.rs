@@ -36,6 +36,9 @@ pub struct Copy {
     /// How much of the source's size `st_blocks` does not account for: 0 for a fully allocated
     /// file. A hint that the source may have holes (or is compressed), never a reason to skip.
     pub src_unallocated: u64,
+    /// The destination offset is the descriptor's file position (a NULL `off_out`), which the
+    /// call advances anyway: an engine may write at the file position.
+    pub out_at_file_position: bool,
 }
 
 /// Why an emulated call stopped: an answer the kernel itself gives (one of its checks, or an
@@ -156,6 +159,7 @@ pub fn check(req: &Request) -> Verdict {
             count: (count as usize).min(max_rw_count()),
             size_out: st_out.size,
             size_known,
+            out_at_file_position: user_pos_out.is_none(),
             src_unallocated: if size_known {
                 (st_in.size as u64).saturating_sub(st_in.blocks.saturating_mul(512))
             } else {

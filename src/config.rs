@@ -37,9 +37,10 @@ pub fn mode() -> Mode {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
 pub enum EngineChoice {
-    /// `splice` through a pipe, and `pread`/`pwrite` where splice is refused (the default).
+    /// `sendfile` where the destination offset is its file position, `pread`/`pwrite`
+    /// otherwise and where sendfile is refused (the default).
     Auto = 0,
-    /// Only `splice` (for tests and measurements).
+    /// Only `splice` through a private pipe (for measurements: no snapshot of the source).
     Splice = 1,
     /// Only `pread`/`pwrite`.
     Rw = 2,

@@ -193,6 +193,7 @@ impl Line {
     fn push_engines(&mut self, e: Engines) {
         let names = [
             (e.sparse, b"sparse" as &[u8]),
+            (e.sendfile, b"sendfile"),
             (e.splice, b"splice"),
             (e.rw, b"rw"),
         ];

@@ -863,7 +863,7 @@ fn engine_settings_reach_the_library() {
         ),
         (
             "auto",
-            "(engine splice; read 100000, wrote 100000, left 0 as holes)",
+            "(engine sendfile; read 100000, wrote 100000, left 0 as holes)",
         ),
     ] {
         let log = scratch.path().join(format!("log-{engine}"));

@@ -55,7 +55,7 @@ print(i, o)
     let dst = dir.path().join("dst");
     let expected_tail = format!(
         " ({}) -> fd 4 ({})): kernel said EOPNOTSUPP; copied 12345 bytes in user space \
-         (engine splice; read 12345, wrote 12345, left 0 as holes)",
+         (engine sendfile; read 12345, wrote 12345, left 0 as holes)",
         src.display(),
         dst.display()
     );

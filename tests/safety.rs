@@ -1067,10 +1067,10 @@ fn valgrind_memcheck_over_every_engine() {
         return skip("valgrind not installed (.ci/run installs it)");
     }
     let configs: [(&str, &str, &str, Option<u16>); 5] = [
-        ("auto", "auto", "engine splice", None),
+        ("auto", "auto", "engine sendfile", None),
         ("splice", "auto", "engine splice", None),
         ("rw", "auto", "engine rw", None),
-        ("auto", "off", "engine splice", None),
+        ("auto", "off", "engine sendfile", None),
         ("rw", "off", "engine rw", Some(ENOSYS)),
     ];
     let handles: Vec<_> = configs

@@ -2,9 +2,12 @@
 //! either file position, and report exactly how many bytes the destination now holds.
 //!
 //! `copy` is the one place that picks the strategy:
-//! - **dense**: every byte is moved by an engine: `splice` through a private pipe (no copy
-//!   through user space), or `rw`, `pread`/`pwrite` through a private mapping (works
-//!   everywhere);
+//! - **dense**: every byte is moved by an engine: `sendfile`, the kernel's own splice copy in
+//!   one system call, where the destination offset is its file position (NULL `off_out`, as cp,
+//!   Python, Java, systemd and libuv call it); `rw`, `pread`/`pwrite` through a private mapping,
+//!   everywhere else and wherever sendfile is refused; or, only when asked for, `splice` through
+//!   a private pipe. Each reads the source at the moment it writes: a pipe of ours would hold
+//!   page references across two system calls instead (see `sendfile.rs`);
 //! - **sparse** (`sparse.rs`): where the source may have holes and the destination range lies
 //!   past the destination's end of file on a filesystem whose size is authoritative, the source
 //!   is read, and only pages that *read* as zeros are left as holes. A hole map is a hint about
@@ -14,6 +17,7 @@
 
 mod extents;
 mod rw;
+mod sendfile;
 mod sparse;
 mod splice;
 
@@ -59,6 +63,7 @@ pub struct Tally {
 /// The engines that moved data in one call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Engines {
+    pub sendfile: bool,
     pub splice: bool,
     pub rw: bool,
     /// The sparse walk's own reads (`pread` and a zero check).
@@ -101,6 +106,11 @@ pub fn copy(fd_in: i32, fd_out: i32, job: &Copy) -> (Progress, Tally) {
     } else {
         mover.run(Run::whole(job))
     };
+    // sendfile moved the file position; with bytes copied the call sets it at the end, without
+    // any it must be where it was.
+    if mover.tally.engines.sendfile && progress.copied == 0 {
+        let _ = sys::lseek(fd_out, job.pos_out, libc::SEEK_SET);
+    }
     (progress, mover.tally)
 }
 
@@ -139,16 +149,23 @@ struct Mover {
     fd_in: i32,
     fd_out: i32,
     choice: EngineChoice,
+    /// The engine for the next dense run.
+    dense: Dense,
     /// The pipe of a splice that ended cleanly, kept for the next run of this call.
     pipe: Option<splice::Pipe>,
     /// The `pread`/`pwrite` buffer, mapped on first use, unmapped when the call returns.
     buf: Option<MappedBuf>,
     /// The size to map for `buf`: the call's count, at most `MAX_BUFFER`.
     buf_len: usize,
-    /// Splice is not tried: forced off, refused earlier in this call, or a source of unknown
-    /// size (pseudo-files are read to their end with `read`).
-    splice_off: bool,
     tally: Tally,
+}
+
+/// The engines that move a run densely.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dense {
+    Sendfile,
+    Splice,
+    Rw,
 }
 
 /// The most memory one call maps for its buffer.
@@ -157,14 +174,22 @@ const MAX_BUFFER: usize = 1 << 20;
 impl Mover {
     fn new(fd_in: i32, fd_out: i32, job: &Copy) -> Mover {
         let choice = config::engine();
+        // Pseudo-files (size unknown) are read to their end with pread.
+        let dense = match choice {
+            _ if !job.size_known => Dense::Rw,
+            EngineChoice::Rw => Dense::Rw,
+            EngineChoice::Splice => Dense::Splice,
+            EngineChoice::Auto if job.out_at_file_position => Dense::Sendfile,
+            EngineChoice::Auto => Dense::Rw,
+        };
         Mover {
             fd_in,
             fd_out,
             choice,
+            dense,
             pipe: None,
             buf: None,
             buf_len: job.count.min(MAX_BUFFER).next_multiple_of(sys::page_size()),
-            splice_off: choice == EngineChoice::Rw || !job.size_known,
             tally: Tally::default(),
         }
     }
@@ -176,18 +201,21 @@ impl Mover {
         if run.count == 0 {
             return Progress::done(0);
         }
-        if !self.splice_off {
-            let p = self.splice_run(run);
-            // Splice refused before moving anything (a filesystem without splice support, a
-            // seccomp profile): the same run with pread/pwrite, unless the engine was forced.
-            // A pending signal is reported as is, as the kernel would.
+        if self.dense != Dense::Rw {
+            let p = match self.dense {
+                Dense::Sendfile => self.sendfile_run(run),
+                _ => self.splice_run(run),
+            };
+            // Refused before moving anything (a filesystem without splice support, a seccomp
+            // profile): the same run with pread/pwrite, unless the engine was forced. A pending
+            // signal is reported as is, as the kernel would.
             let retry = p.copied == 0
                 && matches!(p.error, Some(e) if e != Failure::Kernel(Errno::EINTR))
-                && self.choice == EngineChoice::Auto;
+                && self.choice != EngineChoice::Splice;
             if !retry {
                 return p;
             }
-            self.splice_off = true;
+            self.dense = Dense::Rw;
         }
         self.tally.engines.rw = true;
         let mut buf = match self.take_buffer() {
@@ -196,6 +224,18 @@ impl Mover {
         };
         let (p, read) = rw::copy(self.fd_in, self.fd_out, run, buf.as_mut_slice());
         self.buf = Some(buf);
+        self.count(read, p.copied);
+        p
+    }
+
+    fn sendfile_run(&mut self, run: Run) -> Progress {
+        // sendfile writes at the file position: where the run starts (after holes the sparse
+        // walk left, it is not there yet).
+        if let Err(e) = sys::lseek(self.fd_out, run.pos_out, libc::SEEK_SET) {
+            return Progress::stopped(0, Failure::Emulation(e));
+        }
+        self.tally.engines.sendfile = true;
+        let (p, read) = sendfile::copy(self.fd_in, self.fd_out, run);
         self.count(read, p.copied);
         p
     }
@@ -247,11 +287,12 @@ mod tests {
             size_out: 0,
             size_known: true,
             src_unallocated: 0,
+            out_at_file_position: true,
         };
         // Descriptors that would fail any real system call: an empty run must not make one.
         let mut mover = Mover::new(-1, -1, &job);
-        for splice_off in [false, true] {
-            mover.splice_off = splice_off;
+        for dense in [Dense::Sendfile, Dense::Splice, Dense::Rw] {
+            mover.dense = dense;
             let empty = Run {
                 pos_in: 0,
                 pos_out: 0,

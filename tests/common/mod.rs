@@ -256,3 +256,24 @@ impl PrivateEtc {
         self.etc.join(name)
     }
 }
+
+/// Compiles C `sources` into `dir/name` with `cc -O2 -Wall -Wextra -Werror -pthread` and
+/// `extra` arguments (libraries, flags); None, after SKIPPED, where there is no C compiler.
+pub fn compile_c(dir: &Path, name: &str, sources: &[&OsStr], extra: &[&str]) -> Option<PathBuf> {
+    if !have_command("cc") {
+        skip("no C compiler (cc); .ci/run installs gcc");
+        return None;
+    }
+    let out = dir.join(name);
+    let mut cc = Command::new("cc");
+    cc.args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
+        .arg(&out)
+        .args(sources)
+        .args(extra);
+    let limit = Duration::from_secs(120);
+    let built = output_within(&mut cc, limit, None)
+        .unwrap_or_else(|e| panic!("cannot run {cc:?}: {e}"))
+        .unwrap_or_else(|| panic!("{cc:?} did not finish within {limit:?}"));
+    assert!(built.status.success(), "{cc:?}: {}", describe(&built));
+    Some(out)
+}
