@@ -1,5 +1,8 @@
 //! Row 3: a 1 GiB sparse file (1 MiB of data) copied by the fallback, against a dense 1 GiB
 //! fallback copy, with `CFRFIX_SPARSE=off` and by the kernel; and the destination's allocation.
+//! The fallback reads the holes (issue 9: nothing is skipped that was not read), so the goal
+//! is half the dense copy's time, not the near-nothing of a copy that trusts a hole map.
+//! Row 3b: the fully allocated 1 GiB source, default engine against the splice engine.
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -25,6 +28,7 @@ pub(crate) fn sparse_group(dir: &Path) -> Result<Group, String> {
     let fallback = vec![FALLBACK, ("CFRFIX_ENGINE", "auto")];
     let mut sparse_off = fallback.clone();
     sparse_off.push(("CFRFIX_SPARSE", "off"));
+    let splice = vec![FALLBACK, ("CFRFIX_ENGINE", "splice")];
     let v = |name, src: &Path, preload, env| Variant {
         name,
         args: copy(src),
@@ -38,6 +42,7 @@ pub(crate) fn sparse_group(dir: &Path) -> Result<Group, String> {
         v("sparse", &sparse, true, fallback),
         v("sparse-off", &sparse, true, sparse_off),
         v("kernel", &sparse, false, vec![]),
+        v("dense-splice", &dense, true, splice),
     ];
     let mib = |b: u64| b as f64 / MIB as f64;
     let data = format!(
@@ -52,7 +57,7 @@ pub(crate) fn sparse_group(dir: &Path) -> Result<Group, String> {
                 what: format!("{data}, fallback ÷ 1 GiB dense fallback copy"),
                 den: 0,
                 num: 1,
-                goal: Goal::AtMost(0.05),
+                goal: Goal::AtMost(0.5),
             },
             Ratio {
                 row: "3",
@@ -67,6 +72,13 @@ pub(crate) fn sparse_group(dir: &Path) -> Result<Group, String> {
                 den: 0,
                 num: 3,
                 goal: Goal::Info,
+            },
+            Ratio {
+                row: "3b",
+                what: "1 GiB fully allocated: fallback (auto) ÷ fallback (splice engine)".into(),
+                den: 4,
+                num: 0,
+                goal: Goal::AtMost(1.05),
             },
         ],
         blocks: vec![
