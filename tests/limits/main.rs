@@ -18,6 +18,7 @@
 //! A test that needs what this machine lacks (cc, an ext4 root filesystem, root, loop devices,
 //! kernel quota support, setquota) prints "SKIPPED: reason" and returns.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use common::{ScratchDir, clean, describe, have_command, is_root, skip, text};

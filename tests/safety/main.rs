@@ -19,6 +19,7 @@
 //! A test that needs what this machine lacks (root, unshare, cc, valgrind) prints
 //! "SKIPPED: reason" and returns. Figures are printed on stdout (`--nocapture` shows them).
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use common::{PrivateEtc, Rng, ScratchDir, clean, describe, have_command, is_root, skip, text};
