@@ -1,4 +1,4 @@
-//! `cfrfix-stress COMMAND ...`: workloads for tests/safety.rs, run with or without the preloaded
+//! `cfrfix-stress COMMAND ...`: workloads for tests/safety/, run with or without the preloaded
 //! shim (and usually under `cfrfix-inject`, so that every copy is a user-space fallback).
 //!
 //! Commands (each exits 0 when every invariant it checks held, 1 with `FAIL: ...` on stderr
