@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{ScratchDir, clean, describe, have_command, output_within, skip, text};
+use common::{ScratchDir, clean, describe, output_within, text};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -25,28 +25,11 @@ const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 const EXDEV: &str = "18";
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// Compiles `tests/c/<name>.c` into `dir` (None, after SKIPPED, without a C compiler).
+/// Compiles `tests/c/<name>.c` into `dir` with `common::compile_c` (None, after SKIPPED,
+/// without a C compiler).
 fn compile(dir: &Path, name: &str) -> Option<PathBuf> {
-    if !have_command("cc") {
-        skip("no C compiler (cc)");
-        return None;
-    }
-    let out = dir.join(name);
-    let mut c = Command::new("cc");
-    c.args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
-        .arg(&out)
-        .arg(
-            Path::new(MANIFEST_DIR)
-                .join("tests/c")
-                .join(format!("{name}.c")),
-        );
-    let output = run(&mut c);
-    assert!(
-        output.status.success(),
-        "cc {name}.c: {}",
-        describe(&output)
-    );
-    Some(out)
+    let source = Path::new(MANIFEST_DIR).join(format!("tests/c/{name}.c"));
+    common::compile_c(dir, name, &[source.as_os_str()], &[])
 }
 
 /// Runs `command`; fails the test if it is still running after `LIMIT` (killed: hung).

@@ -32,7 +32,8 @@ mod recursion;
 mod secure_execution;
 mod valgrind;
 
-use common::{ScratchDir, clean, describe, have_command, skip, text};
+use common::{ScratchDir, clean, describe, text};
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -121,26 +122,17 @@ fn injected(
     c
 }
 
-/// Compiles C sources from tests/c with `cc` (None, after SKIPPED, without a compiler).
+/// Compiles C `sources` from tests/c into `out` with `common::compile_c` (None, after SKIPPED,
+/// without a compiler).
 fn compile(out: &Path, sources: &[&str], args: &[&str]) -> Option<PathBuf> {
-    if !have_command("cc") {
-        skip("no C compiler (cc)");
-        return None;
-    }
-    let mut c = Command::new("cc");
-    c.args(["-O2", "-Wall", "-Wextra", "-Werror", "-o"])
-        .arg(out);
-    for s in sources {
-        c.arg(Path::new(MANIFEST_DIR).join("tests/c").join(s));
-    }
-    c.args(args);
-    let output = run(&mut c);
-    assert!(
-        output.status.success(),
-        "cc {sources:?}: {}",
-        describe(&output)
-    );
-    Some(out.to_path_buf())
+    let dir = out.parent().expect("output path has a directory");
+    let name = out.file_name().expect("output path has a file name");
+    let paths: Vec<PathBuf> = sources
+        .iter()
+        .map(|s| Path::new(MANIFEST_DIR).join("tests/c").join(s))
+        .collect();
+    let paths: Vec<&OsStr> = paths.iter().map(|p| p.as_os_str()).collect();
+    common::compile_c(dir, name.to_str().expect("utf-8 name"), &paths, args)
 }
 
 fn write_pattern(path: &Path, len: usize, seed: u32) -> Vec<u8> {
