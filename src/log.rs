@@ -91,9 +91,9 @@ pub fn fallback(event: &Fallback) {
             line.push(b"; user-space copy impossible here (");
             line.push_errno(e);
             line.push(b" from a step the kernel does not take); returned ");
-            match (event.trigger, event.result) {
-                (Trigger::ModeAlways, _) => line.push(b"the kernel's answer: "),
-                _ => line.push(b"the kernel's first answer: "),
+            match event.trigger {
+                Trigger::ModeAlways => line.push(b"a cross-filesystem refusal: "),
+                _ => line.push(b"the kernel's answer: "),
             }
             match event.result {
                 Ok(n) => line.push_u64(n as u64),

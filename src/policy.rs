@@ -9,7 +9,7 @@ use crate::config::{self, Mode};
 use crate::engine::{self, Tally};
 use crate::log::{self, Trigger};
 use crate::sys::{self, Errno, SysResult};
-use crate::usermem;
+use crate::usermem::{self, WriteBack};
 
 /// `copy_file_range` as the program sees it, through either exported entry point.
 pub fn copy_file_range(req: &Request) -> SysResult<usize> {
@@ -31,11 +31,13 @@ pub fn copy_file_range(req: &Request) -> SysResult<usize> {
         Ok(n) => Ok(n),
         Err(Failure::Kernel(e)) => Err(e),
         // A step the kernel does not take failed before anything was copied: the program gets
-        // the answer the kernel gave (in mode `always`, the one it gives now), never that step's.
+        // the answer the kernel gave, never that step's. In mode `always` the kernel is never
+        // asked to copy (its copy is not trusted): EXDEV, the refusal every runtime answers by
+        // copying itself.
         Err(Failure::Emulation(_)) => match trigger {
             Trigger::KernelErrno(e) => Err(e),
             Trigger::KernelZero => Ok(0),
-            Trigger::ModeAlways => kernel(req),
+            Trigger::ModeAlways => Err(Errno::EXDEV),
         },
     };
     log::fallback(&log::Fallback {
@@ -108,13 +110,18 @@ pub fn emulate(req: &Request) -> (Result<usize, Failure>, Tally) {
         Ok(None) => return (Ok(0), Tally::default()),
         Err(e) => return (Err(e), Tally::default()),
     };
+    let offsets_given = !req.off_in.is_null() || !req.off_out.is_null();
+    let write_back = match WriteBack::prepare(offsets_given) {
+        Ok(w) => w,
+        Err(e) => return (Err(Failure::Emulation(e)), Tally::default()),
+    };
     let (progress, tally) = engine::copy(req.fd_in, req.fd_out, &job);
     let result = match (progress.copied, progress.error) {
         // An error before any progress is the call's error; after progress, the partial count
         // (the error shows again on the next call, as with the kernel).
         (0, Some(e)) => Err(e),
         (0, None) => Ok(0),
-        (n, _) => finish(req, &job, n).map_err(Failure::Kernel),
+        (n, _) => finish(req, &job, n, &write_back).map_err(Failure::Kernel),
     };
     (result, tally)
 }
@@ -123,7 +130,7 @@ pub fn emulate(req: &Request) -> (Result<usize, Failure>, Tally) {
 /// through the caller's pointer or else the file position. A pointer that cannot be written
 /// makes the call fail with EFAULT although the data was copied, and the other side is still
 /// updated, as in the kernel.
-fn finish(req: &Request, job: &Copy, copied: usize) -> SysResult<usize> {
+fn finish(req: &Request, job: &Copy, copied: usize, write_back: &WriteBack) -> SysResult<usize> {
     let mut result = Ok(copied);
     let sides = [
         (req.fd_in, req.off_in, job.pos_in),
@@ -133,7 +140,7 @@ fn finish(req: &Request, job: &Copy, copied: usize) -> SysResult<usize> {
         let new_pos = pos.wrapping_add(copied as i64);
         if ptr.is_null() {
             let _ = sys::lseek(fd, new_pos, libc::SEEK_SET);
-        } else if let Err(e) = usermem::write_offset(ptr, new_pos) {
+        } else if let Err(e) = write_back.write(ptr, new_pos) {
             result = Err(e);
         }
     }

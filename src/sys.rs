@@ -24,6 +24,7 @@ impl Errno {
     pub const EINTR: Errno = Errno(libc::EINTR);
     pub const EIO: Errno = Errno(libc::EIO);
     pub const ESPIPE: Errno = Errno(libc::ESPIPE);
+    pub const EXDEV: Errno = Errno(libc::EXDEV);
 }
 
 pub type SysResult<T> = Result<T, Errno>;

@@ -29,18 +29,59 @@ pub fn read_offset(ptr: UserPtr) -> SysResult<i64> {
     }
 }
 
+/// The means to write the caller's offsets back after a copy, secured before it: once data is
+/// copied, the only error the kernel gives is EFAULT (the offset cannot be written), so a
+/// resource the write-back needs (the pipe, where `process_vm_writev` is refused) is obtained
+/// first, while a failure can still be answered as the kernel answered.
+pub struct WriteBack {
+    pipe: Option<[i32; 2]>,
+}
+
+impl WriteBack {
+    /// For a call with an offset pointer (`needed`): checks that `process_vm_writev` is allowed
+    /// (a zero-length call, which seccomp filters see like any other), or makes the pipe.
+    pub fn prepare(needed: bool) -> SysResult<WriteBack> {
+        let mut probe: i64 = 0;
+        let local = &mut probe as *mut i64 as *mut c_void;
+        let pipe = match needed && sys::process_vm_rw(true, local, UserPtr(0), 0).is_err() {
+            true => Some(sys::pipe()?),
+            false => None,
+        };
+        Ok(WriteBack { pipe })
+    }
+
+    /// Writes `value` to the `loff_t` at `ptr`, or `EFAULT` (read-only or unmapped memory).
+    pub fn write(&self, ptr: UserPtr, value: i64) -> SysResult<()> {
+        match self.pipe {
+            Some(fds) => write_through_pipe(fds, ptr, value),
+            None => write_offset(ptr, value),
+        }
+    }
+}
+
+impl Drop for WriteBack {
+    fn drop(&mut self) {
+        for fd in self.pipe.into_iter().flatten() {
+            sys::close(fd);
+        }
+    }
+}
+
 /// Writes `value` to the `loff_t` at `ptr`, or `EFAULT` (read-only or unmapped memory).
-pub fn write_offset(ptr: UserPtr, mut value: i64) -> SysResult<()> {
+fn write_offset(ptr: UserPtr, mut value: i64) -> SysResult<()> {
     let local = &mut value as *mut i64 as *mut c_void;
     match sys::process_vm_rw(true, local, ptr, LEN) {
         Ok(LEN) => Ok(()),
         Ok(_) => Err(Errno::EFAULT),
-        Err(e) if forbidden(e) => via_pipe(|[r, w]| {
-            transferred(sys::write(w, &value.to_ne_bytes()))?;
-            transferred(sys::read_to_user(r, ptr, LEN))
-        }),
+        Err(e) if forbidden(e) => via_pipe(|fds| write_through_pipe(fds, ptr, value)),
         Err(e) => Err(e),
     }
+}
+
+/// The pipe route: our 8 bytes into the pipe, then `read(2)` them into the caller's memory.
+fn write_through_pipe([r, w]: [i32; 2], ptr: UserPtr, value: i64) -> SysResult<()> {
+    transferred(sys::write(w, &value.to_ne_bytes()))?;
+    transferred(sys::read_to_user(r, ptr, LEN))
 }
 
 /// `process_vm_*` failed for a reason other than the address: seccomp (ENOSYS, EPERM), a kernel

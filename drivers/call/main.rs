@@ -19,7 +19,7 @@
 //! |---|---|---|
 //! | `len` | bytes | 65536 |
 //! | `off_in`, `off_out` | `null` or a number | `null` |
-//! | `src_pos`, `dst_pos` | a number: `lseek(SEEK_SET)` before the first call | 0 |
+//! | `src_pos`, `dst_pos` | a number: `lseek(SEEK_SET)` before the first call | not set |
 //! | `src_nonblock`, `dst_nonblock` | `0`/`1`: open that side with `O_NONBLOCK` | 0 |
 //! | `repeat` | `once`, `until0` (call until 0 or an error, as `cp` does) | `once` |
 //!
@@ -83,7 +83,9 @@ fn number(key: &str, value: &str) -> Result<i64, String> {
 fn copy(src: &str, dst: &str, options: &[String]) -> Result<String, String> {
     let mut len: usize = 65536;
     let (mut off_in, mut off_out): (Option<i64>, Option<i64>) = (None, None);
-    let (mut src_pos, mut dst_pos) = (0i64, 0i64);
+    // Positions to set before the first call; unset, the files stay where open leaves them
+    // (0), which also serves files that cannot seek.
+    let (mut src_pos, mut dst_pos): (Option<i64>, Option<i64>) = (None, None);
     let (mut src_flags, mut dst_flags) = (libc::O_RDONLY, libc::O_WRONLY | libc::O_CREAT);
     let mut until_zero = false;
     for option in options {
@@ -101,8 +103,8 @@ fn copy(src: &str, dst: &str, options: &[String]) -> Result<String, String> {
             "len" => len = value.parse().map_err(|e| format!("len={value}: {e}"))?,
             "off_in" => off_in = offset(value)?,
             "off_out" => off_out = offset(value)?,
-            "src_pos" => src_pos = number(key, value)?,
-            "dst_pos" => dst_pos = number(key, value)?,
+            "src_pos" => src_pos = Some(number(key, value)?),
+            "dst_pos" => dst_pos = Some(number(key, value)?),
             "src_nonblock" if value == "1" => src_flags |= libc::O_NONBLOCK,
             "dst_nonblock" if value == "1" => dst_flags |= libc::O_NONBLOCK,
             "src_nonblock" | "dst_nonblock" if value == "0" => {}
@@ -113,11 +115,10 @@ fn copy(src: &str, dst: &str, options: &[String]) -> Result<String, String> {
     }
     let fd_in = open(src, src_flags)?;
     let fd_out = open(dst, dst_flags)?;
-    // SAFETY: plain lseek on our own descriptors.
-    unsafe {
-        if libc::lseek(fd_in, src_pos, libc::SEEK_SET) < 0
-            || libc::lseek(fd_out, dst_pos, libc::SEEK_SET) < 0
-        {
+    for (fd, pos) in [(fd_in, src_pos), (fd_out, dst_pos)] {
+        let Some(pos) = pos else { continue };
+        // SAFETY: plain lseek on our own descriptor.
+        if unsafe { libc::lseek(fd, pos, libc::SEEK_SET) } < 0 {
             return Err(format!("lseek: {}", std::io::Error::last_os_error()));
         }
     }

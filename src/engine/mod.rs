@@ -201,27 +201,40 @@ impl Mover {
         if run.count == 0 {
             return Progress::done(0);
         }
-        if self.dense != Dense::Rw {
-            let p = match self.dense {
-                Dense::Sendfile => self.sendfile_run(run),
-                _ => self.splice_run(run),
-            };
-            // Refused before moving anything (a filesystem without splice support, a seccomp
-            // profile): the same run with pread/pwrite, unless the engine was forced. A pending
-            // signal is reported as is, as the kernel would.
-            let retry = p.copied == 0
-                && matches!(p.error, Some(e) if e != Failure::Kernel(Errno::EINTR))
-                && self.choice != EngineChoice::Splice;
-            if !retry {
-                return p;
-            }
-            self.dense = Dense::Rw;
+        if self.dense == Dense::Rw {
+            return self.rw_run(run);
         }
-        self.tally.engines.rw = true;
+        let p = match self.dense {
+            Dense::Sendfile => self.sendfile_run(run),
+            _ => self.splice_run(run),
+        };
+        // Stopped by an error (a filesystem without splice support, a seccomp profile,
+        // sendfile's limit of the smaller filesystem's maximum size on the source position):
+        // the rest of the run with pread/pwrite, unless splice was forced. A real I/O error
+        // shows again there; a pending signal is reported as is, as the kernel would.
+        let stopped = matches!(p.error, Some(e) if e != Failure::Kernel(Errno::EINTR));
+        if !stopped || self.choice == EngineChoice::Splice {
+            return p;
+        }
+        self.dense = Dense::Rw;
+        let rest = Run {
+            pos_in: run.pos_in.wrapping_add(p.copied as i64),
+            pos_out: run.pos_out.wrapping_add(p.copied as i64),
+            count: run.count - p.copied,
+        };
+        let q = self.rw_run(rest);
+        Progress {
+            copied: p.copied + q.copied,
+            error: q.error,
+        }
+    }
+
+    fn rw_run(&mut self, run: Run) -> Progress {
         let mut buf = match self.take_buffer() {
             Ok(buf) => buf,
             Err(e) => return Progress::stopped(0, e),
         };
+        self.tally.engines.rw = true;
         let (p, read) = rw::copy(self.fd_in, self.fd_out, run, buf.as_mut_slice());
         self.buf = Some(buf);
         self.count(read, p.copied);

@@ -18,7 +18,7 @@ pub fn copy(fd_in: i32, fd_out: i32, run: Run, buf: &mut [u8]) -> (Progress, usi
         let n = match sys::pread(fd_in, chunk, run.pos_in.wrapping_add(done as i64)) {
             Ok(0) => break, // end of file
             Ok(n) => n.min(want),
-            Err(e) => return (Progress::stopped(done, read_failure(e)), read),
+            Err(e) => return (Progress::stopped(done, positioned_io_failure(e)), read),
         };
         read += n;
         let at = run.pos_out.wrapping_add(done as i64);
@@ -38,16 +38,16 @@ pub fn write_all(fd: i32, bytes: &[u8], pos: i64) -> Result<usize, (usize, Failu
         match sys::pwrite(fd, rest, pos.wrapping_add(written as i64)) {
             Ok(0) => return Err((written, Failure::Kernel(Errno::EIO))),
             Ok(w) => written += w.min(rest.len()),
-            Err(e) => return Err((written, Failure::Kernel(e))),
+            Err(e) => return Err((written, positioned_io_failure(e))),
         }
     }
     Ok(written)
 }
 
-/// A failed read of the source. `ESPIPE` means the source cannot be read at a position (a
-/// non-seekable FUSE file): the kernel never reads that way, so it is the emulation's failure,
-/// not an answer for the program.
-pub fn read_failure(e: Errno) -> Failure {
+/// A failed read or write at a position. `ESPIPE` means the file cannot be read or written at
+/// a position (a non-seekable FUSE file): the kernel never does that, so it is the emulation's
+/// failure, not an answer for the program.
+pub fn positioned_io_failure(e: Errno) -> Failure {
     if e == Errno::ESPIPE {
         Failure::Emulation(e)
     } else {

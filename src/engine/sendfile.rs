@@ -7,9 +7,9 @@
 //! those zeros would be written. Inside one `sendfile` the read and the write are the kernel's,
 //! as in its own copy; `pread` copies at read time too, but through user space (slower).
 
+use super::rw::positioned_io_failure;
 use super::{Progress, Run};
-use crate::checks::Failure;
-use crate::sys::{self, Errno};
+use crate::sys;
 
 /// Copies `run`; the destination's file position must already be `run.pos_out` (it advances
 /// with the data, and the caller sets it at the end). Returns the progress and the bytes read.
@@ -20,10 +20,7 @@ pub fn copy(fd_in: i32, fd_out: i32, run: Run) -> (Progress, usize) {
         match sys::sendfile(fd_out, fd_in, &mut pos_in, run.count - done) {
             Ok(0) => break, // end of file: the source shrank
             Ok(n) => done += n.min(run.count - done),
-            Err(e) if done == 0 && e == Errno::ESPIPE => {
-                return (Progress::stopped(0, Failure::Emulation(e)), 0);
-            }
-            Err(e) => return (Progress::stopped(done, Failure::Kernel(e)), done),
+            Err(e) => return (Progress::stopped(done, positioned_io_failure(e)), done),
         }
     }
     (Progress::done(done), done)

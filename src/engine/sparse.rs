@@ -10,7 +10,7 @@
 //! if neither happens, it is not reported.
 
 use super::extents::{ExtentMap, Region};
-use super::rw::{read_failure, write_all};
+use super::rw::{positioned_io_failure, write_all};
 use super::{Mover, Progress, Run};
 use crate::checks::{Copy, Failure};
 use crate::sys;
@@ -101,7 +101,7 @@ impl Walk<'_> {
             let n = match sys::pread(fd_in, chunk, pos_in) {
                 Ok(0) => return Err(None), // end of file: the source shrank
                 Ok(n) => n.min(want),
-                Err(e) => return Err(Some(read_failure(e))),
+                Err(e) => return Err(Some(positioned_io_failure(e))),
             };
             self.mover.tally.read += n as u64;
             // Destination pages: a hole can only be made of whole pages of the destination.

@@ -56,7 +56,12 @@ pub fn copy(pipe: &Pipe, fd_in: i32, fd_out: i32, run: Run) -> (Progress, usize)
         {
             Ok(0) => break, // end of file: the source shrank
             Ok(n) => n.min(want),
-            Err(e) => return (Progress::stopped(done, super::rw::read_failure(e)), read),
+            Err(e) => {
+                return (
+                    Progress::stopped(done, super::rw::positioned_io_failure(e)),
+                    read,
+                );
+            }
         };
         read += filled;
         let mut drained: usize = 0;
@@ -76,7 +81,10 @@ pub fn copy(pipe: &Pipe, fd_in: i32, fd_out: i32, run: Run) -> (Progress, usize)
                     return (p, read);
                 }
                 Ok(n) => drained += n.min(left),
-                Err(e) => return (Progress::stopped(done + drained, Failure::Kernel(e)), read),
+                Err(e) => {
+                    let p = Progress::stopped(done + drained, super::rw::positioned_io_failure(e));
+                    return (p, read);
+                }
             }
         }
         done += filled;

@@ -75,6 +75,48 @@ fn copies_equal_the_source(fs: &LyingFs, what: &str) -> usize {
     runs
 }
 
+/// What a program sees of the mount's lies: `SEEK_DATA` and `SEEK_HOLE` from offset 0 of each
+/// source, and `st_blocks`.
+fn what_programs_see(fs: &LyingFs, name: &str) -> (i64, i64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::io::AsRawFd;
+    let f = fs::File::open(fs.file(name)).expect("open through the mount");
+    // SAFETY: lseek on our own open file.
+    let seek = |whence| unsafe { libc::lseek(f.as_raw_fd(), 0, whence) };
+    let blocks = f.metadata().expect("fstat").blocks();
+    (seek(libc::SEEK_DATA), seek(libc::SEEK_HOLE), blocks)
+}
+
+/// The lies reach programs (else the copies below would prove nothing): on the dense source
+/// `lie=holes` says "hole" at 0, on the sparse one (a hole until 1 MiB) `lie=data` says "data"
+/// at 0 and no hole before the end; `blocks=` shows in `st_blocks`.
+fn assert_lies_are_seen(fs: &LyingFs, lie: &str, blocks: &str) {
+    let (dense_data, dense_hole, dense_blocks) = what_programs_see(fs, "dense");
+    let (sparse_data, sparse_hole, _) = what_programs_see(fs, "sparse");
+    let size = (3 * MIB + 77) as i64;
+    let seen = (dense_data, dense_hole, sparse_data, sparse_hole);
+    let expected = match lie {
+        "holes" => (-1, 0, -1, 0),
+        "data" => (0, size, 0, (8 * MIB + 17) as i64),
+        _ => (0, size, MIB as i64, 0),
+    };
+    assert_eq!(
+        seen, expected,
+        "lie={lie}: SEEK_DATA/SEEK_HOLE as programs see them"
+    );
+    let expected_blocks = match blocks {
+        "zero" => Some(0),
+        "full" => Some((size as u64).div_ceil(512)),
+        _ => None,
+    };
+    if let Some(b) = expected_blocks {
+        assert_eq!(
+            dense_blocks, b,
+            "blocks={blocks}: st_blocks as programs see it"
+        );
+    }
+}
+
 /// Mounts with `lie` and each `st_blocks` lie, and checks every copy.
 fn lying_mount(lie: &str) {
     for blocks in ["truth", "zero", "full"] {
@@ -83,6 +125,8 @@ fn lying_mount(lie: &str) {
         let Some(fs) = LyingFs::mount("data-first-lie", &options) else {
             return;
         };
+        write_sources(&fs);
+        assert_lies_are_seen(&fs, lie, blocks);
         let runs = copies_equal_the_source(&fs, &format!("lie={lie} blocks={blocks}"));
         eprintln!("lie={lie} blocks={blocks}: {runs} copies equal to the source descriptor");
     }
@@ -143,8 +187,8 @@ fn a_second_open_would_reach_another_file() {
 
 /// Steps the kernel does not take: the library's `lseek` on a non-seekable file (ESPIPE) and
 /// its `fstat` failing (EIO). The program gets the kernel's answer: EXDEV to another
-/// filesystem, EINVAL within the FUSE mount, or the injected errno; the log says nothing was
-/// read.
+/// filesystem, EINVAL within the FUSE mount, or the injected errno (and in mode `always`, where
+/// the kernel is not asked, EXDEV); the log says nothing was read.
 #[test]
 fn a_failing_step_of_the_emulation_gives_the_kernels_answer() {
     let Some(fs) = LyingFs::mount("data-first-steps", &["attr_timeout=0"]) else {
@@ -161,16 +205,19 @@ fn a_failing_step_of_the_emulation_gives_the_kernels_answer() {
             for via in ["libc", "syscall"] {
                 for (dst, kernel_errno) in [(out.path().join("dst"), 18), (fs.file("dst"), 22)] {
                     fs::write(fs.backing(name), pattern(4, 100_000)).expect("source");
+                    // Mode always never asks the kernel: an impossible emulation is a
+                    // cross-filesystem refusal, which programs answer by copying themselves.
                     let expected = match trigger {
                         Trigger::Injected(errno) => errno,
-                        Trigger::Natural | Trigger::Always => kernel_errno,
+                        Trigger::Natural => kernel_errno,
+                        Trigger::Always => 18,
                     };
-                    // Within the mount the kernel copies a failstat file itself: only an injected
-                    // refusal reaches the library there.
-                    if name == "failstat" && kernel_errno == 22 {
-                        if let Trigger::Natural | Trigger::Always = trigger {
-                            continue;
-                        }
+                    // Within the mount the kernel copies a failstat file itself: no fallback.
+                    if name == "failstat"
+                        && kernel_errno == 22
+                        && matches!(trigger, Trigger::Natural)
+                    {
+                        continue;
                     }
                     let _ = fs::remove_file(&log);
                     let env = [("CFRFIX_LOG", log_setting.as_str())];

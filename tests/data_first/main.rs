@@ -8,7 +8,8 @@
 //! - `allocation`: still sparse where the source is, never where it is not;
 //! - `inotify`: a watcher sees the same events as for a plain read loop (no second open);
 //! - `races`: a source rewritten, truncated, grown or punched between the library's system
-//!   calls (deterministically, by a seccomp supervisor) yields only bytes it held at some moment.
+//!   calls (deterministically, by a seccomp supervisor) yields only bytes it held at some moment;
+//! - `review`: regressions from the adversarial review of this design.
 
 #[path = "../calls/mod.rs"]
 mod calls;
@@ -19,6 +20,7 @@ mod allocation;
 mod fuse;
 mod inotify;
 mod races;
+mod review;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
