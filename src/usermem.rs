@@ -79,9 +79,17 @@ fn write_offset(ptr: UserPtr, mut value: i64) -> SysResult<()> {
 }
 
 /// The pipe route: our 8 bytes into the pipe, then `read(2)` them into the caller's memory.
+/// What a faulting read leaves in the pipe is drained (exactly what is left, so this never
+/// blocks): the pipe serves the next offset of the same call.
 fn write_through_pipe([r, w]: [i32; 2], ptr: UserPtr, value: i64) -> SysResult<()> {
     transferred(sys::write(w, &value.to_ne_bytes()))?;
-    transferred(sys::read_to_user(r, ptr, LEN))
+    let delivered = sys::read_to_user(r, ptr, LEN);
+    let taken = delivered.unwrap_or(0).min(LEN);
+    if taken < LEN {
+        let mut rest = [0u8; LEN];
+        let _ = sys::read(r, rest.get_mut(taken..).unwrap_or(&mut []));
+    }
+    transferred(delivered)
 }
 
 /// `process_vm_*` failed for a reason other than the address: seccomp (ENOSYS, EPERM), a kernel
