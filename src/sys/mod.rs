@@ -1,10 +1,14 @@
 //! Raw system calls: the only module that talks to the kernel.
 //!
-//! Everything the shim does goes through `raw_syscall6`, an inline `syscall`/`svc` instruction, never
-//! through libc: glibc's wrappers for `syscall()` and `copy_file_range()` are the very symbols this
+//! Everything the shim does goes through `arch::raw_syscall6`, the architecture's system-call
+//! instruction (`syscall`, `int 0x80`, `svc 0`), never through libc: glibc's wrappers for `syscall()` and `copy_file_range()` are the very symbols this
 //! library exports (calling them would recurse), and newer glibc wrappers (`fstat@GLIBC_2.33`,
 //! `dlsym@GLIBC_2.34`) would raise the glibc version the library needs. Results come back as
 //! `Result<_, Errno>`; only the exported entry points translate that into the C `-1`/`errno` form.
+//!
+//! This module holds the portable wrappers. What differs between architectures (the instruction,
+//! the calls whose number or argument layout differs, `struct stat`, the kernel's `O_LARGEFILE`)
+//! lives in `arch/`, one file per architecture; the wrappers keep one signature everywhere.
 
 use core::ffi::{c_int, c_long, c_uint, c_void};
 
@@ -29,51 +33,6 @@ impl Errno {
 
 pub type SysResult<T> = Result<T, Errno>;
 
-/// The raw machine instruction. Arguments and the result are exactly what the kernel sees/returns:
-/// a value in `-4095..=-1` is a negated errno.
-///
-/// # Safety
-/// The caller guarantees that the system call `nr` with these arguments does not violate memory
-/// safety (pointers it passes are valid for what that call does with them, or the call is one that
-/// reports `EFAULT` instead of touching them).
-#[inline(always)]
-pub unsafe fn raw_syscall6(
-    nr: c_long,
-    a1: c_long,
-    a2: c_long,
-    a3: c_long,
-    a4: c_long,
-    a5: c_long,
-    a6: c_long,
-) -> c_long {
-    let ret: c_long;
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: the x86_64 Linux system-call ABI: number in rax, arguments in rdi, rsi, rdx, r10, r8,
-    // r9; the instruction clobbers rcx and r11 and nothing else; it does not touch our stack.
-    unsafe {
-        core::arch::asm!(
-            "syscall",
-            inlateout("rax") nr => ret,
-            in("rdi") a1, in("rsi") a2, in("rdx") a3, in("r10") a4, in("r8") a5, in("r9") a6,
-            lateout("rcx") _, lateout("r11") _,
-            options(nostack)
-        );
-    }
-    #[cfg(target_arch = "aarch64")]
-    // SAFETY: the aarch64 Linux system-call ABI: number in x8, arguments in x0..x5, result in x0;
-    // `svc 0` clobbers nothing else and does not touch our stack.
-    unsafe {
-        core::arch::asm!(
-            "svc 0",
-            in("x8") nr,
-            inlateout("x0") a1 => ret,
-            in("x1") a2, in("x2") a3, in("x3") a4, in("x4") a5, in("x5") a6,
-            options(nostack)
-        );
-    }
-    ret
-}
-
 /// Splits a raw kernel return value into a result.
 #[inline(always)]
 pub fn result_of(ret: c_long) -> SysResult<usize> {
@@ -85,7 +44,9 @@ pub fn result_of(ret: c_long) -> SysResult<usize> {
 }
 
 /// `sys!(nr, args...)`: a raw system call with up to six arguments (missing ones are 0), each cast
-/// to `c_long` as the kernel takes them. Unsafe for the same reason as `raw_syscall6`.
+/// to `c_long` as the kernel takes them (a register's width: a 64-bit position must go through
+/// the `arch` function that knows how its ABI passes one). Unsafe for the same reason as
+/// `arch::raw_syscall6`.
 macro_rules! sys {
     ($nr:expr) => {
         sys!($nr, 0, 0, 0, 0, 0, 0)
@@ -106,17 +67,22 @@ macro_rules! sys {
         sys!($nr, $a, $b, $c, $d, $e, 0)
     };
     ($nr:expr, $a:expr, $b:expr, $c:expr, $d:expr, $e:expr, $f:expr) => {
-        result_of(raw_syscall6(
+        $crate::sys::result_of($crate::sys::arch::raw_syscall6(
             $nr,
-            $a as c_long,
-            $b as c_long,
-            $c as c_long,
-            $d as c_long,
-            $e as c_long,
-            $f as c_long,
+            $a as core::ffi::c_long,
+            $b as core::ffi::c_long,
+            $c as core::ffi::c_long,
+            $d as core::ffi::c_long,
+            $e as core::ffi::c_long,
+            $f as core::ffi::c_long,
         ))
     };
 }
+
+mod arch;
+
+pub use arch::O_LARGEFILE_KERNEL;
+pub(crate) use arch::raw_syscall6;
 
 /// Sets the calling thread's C `errno`.
 pub fn set_errno(e: Errno) {
@@ -161,7 +127,7 @@ pub fn copy_file_range(
 
 pub fn fcntl_getfl(fd: c_int) -> SysResult<c_int> {
     // SAFETY: F_GETFL takes no pointer.
-    unsafe { sys!(libc::SYS_fcntl, fd, libc::F_GETFL) }.map(|v| v as c_int)
+    unsafe { sys!(arch::SYS_FCNTL, fd, libc::F_GETFL) }.map(|v| v as c_int)
 }
 
 /// The subset of `struct stat` the shim uses.
@@ -177,35 +143,25 @@ pub struct FileStat {
     pub ino: u64,
 }
 
+/// `fstat` with 64-bit sizes, inode numbers and block counts on every ABI (`fstat64` where the
+/// plain call has 32-bit fields and fails with EOVERFLOW on a large file).
 pub fn fstat(fd: c_int) -> SysResult<FileStat> {
-    // SAFETY: all-zero is a valid `libc::stat` (plain integers).
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    // SAFETY: `st` is a writable `struct stat`, the layout the kernel's fstat fills on this arch.
-    unsafe { sys!(libc::SYS_fstat, fd, &mut st as *mut libc::stat) }?;
-    Ok(FileStat {
-        mode: st.st_mode,
-        size: st.st_size,
-        blocks: st.st_blocks as u64,
-        uid: st.st_uid,
-        nlink: st.st_nlink as u64,
-        dev: st.st_dev,
-        ino: st.st_ino,
-    })
+    arch::fstat(fd)
 }
 
+/// `lseek` with a 64-bit offset and result on every ABI (`_llseek` on i386).
 pub fn lseek(fd: c_int, offset: i64, whence: c_int) -> SysResult<i64> {
-    // SAFETY: lseek takes no pointer.
-    unsafe { sys!(libc::SYS_lseek, fd, offset, whence) }.map(|v| v as i64)
+    arch::lseek(fd, offset, whence)
 }
 
 pub fn pread(fd: c_int, buf: &mut [u8], pos: i64) -> SysResult<usize> {
     // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
-    unsafe { sys!(libc::SYS_pread64, fd, buf.as_mut_ptr(), buf.len(), pos) }
+    unsafe { arch::pread64(fd, buf.as_mut_ptr(), buf.len(), pos) }
 }
 
 pub fn pwrite(fd: c_int, buf: &[u8], pos: i64) -> SysResult<usize> {
     // SAFETY: the kernel reads at most `buf.len()` bytes from `buf`.
-    unsafe { sys!(libc::SYS_pwrite64, fd, buf.as_ptr(), buf.len(), pos) }
+    unsafe { arch::pwrite64(fd, buf.as_ptr(), buf.len(), pos) }
 }
 
 pub fn write(fd: c_int, buf: &[u8]) -> SysResult<usize> {
@@ -245,7 +201,7 @@ fn above_stdio(fd: c_int) -> SysResult<c_int> {
         return Ok(fd);
     }
     // SAFETY: F_DUPFD_CLOEXEC takes an integer, no pointer.
-    let moved = unsafe { sys!(libc::SYS_fcntl, fd, libc::F_DUPFD_CLOEXEC, 3) };
+    let moved = unsafe { sys!(arch::SYS_FCNTL, fd, libc::F_DUPFD_CLOEXEC, 3) };
     close(fd);
     moved.map(|v| v as c_int)
 }
@@ -268,9 +224,11 @@ pub fn pipe() -> SysResult<[c_int; 2]> {
     }
 }
 
-/// `openat(AT_FDCWD, …)`; the descriptor is placed above the standard streams (see
-/// `above_stdio`).
+/// `openat(AT_FDCWD, …)` with `O_LARGEFILE`, as glibc's `open` adds it (a 32-bit kernel entry
+/// does not: a log file past 2 GiB would fail with EOVERFLOW); the descriptor is placed above
+/// the standard streams (see `above_stdio`).
 pub fn open(path: &core::ffi::CStr, flags: c_int, mode: c_uint) -> SysResult<c_int> {
+    let flags = flags | O_LARGEFILE_KERNEL;
     // SAFETY: `path` is NUL-terminated and outlives the call.
     let fd = unsafe { sys!(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags, mode) }?;
     above_stdio(fd as c_int)
@@ -312,18 +270,14 @@ pub fn sendfile(fd_out: c_int, fd_in: c_int, pos_in: &mut i64, count: usize) -> 
 pub fn pipe_capacity(fd: c_int, wanted: usize) -> SysResult<usize> {
     // SAFETY: these fcntl commands take an integer, no pointer.
     unsafe {
-        let _ = sys!(libc::SYS_fcntl, fd, libc::F_SETPIPE_SZ, wanted);
-        sys!(libc::SYS_fcntl, fd, libc::F_GETPIPE_SZ)
+        let _ = sys!(arch::SYS_FCNTL, fd, libc::F_SETPIPE_SZ, wanted);
+        sys!(arch::SYS_FCNTL, fd, libc::F_GETPIPE_SZ)
     }
 }
 
 /// The filesystem type (`f_type` magic) of the file behind `fd`.
 pub fn fs_magic(fd: c_int) -> SysResult<i64> {
-    // SAFETY: all-zero is a valid `libc::statfs` (plain integers).
-    let mut sfs: libc::statfs = unsafe { core::mem::zeroed() };
-    // SAFETY: `sfs` is a writable `struct statfs`, the layout the kernel's fstatfs fills here.
-    unsafe { sys!(libc::SYS_fstatfs, fd, &mut sfs as *mut libc::statfs) }?;
-    Ok(sfs.f_type as i64)
+    arch::fs_magic(fd)
 }
 
 /// `readlink(2)` into `buf`; the number of bytes placed there (not NUL-terminated).
@@ -572,18 +526,7 @@ pub struct MappedBuf {
 
 impl MappedBuf {
     pub fn new(len: usize) -> SysResult<MappedBuf> {
-        // SAFETY: an anonymous mapping at an address of the kernel's choosing aliases nothing.
-        let addr = unsafe {
-            sys!(
-                libc::SYS_mmap,
-                0usize,
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0
-            )
-        }?;
+        let addr = arch::mmap_anonymous(len)?;
         Ok(MappedBuf {
             ptr: addr as *mut u8,
             len,
@@ -615,12 +558,6 @@ pub fn secure_execution() -> bool {
     // SAFETY: getauxval only reads the saved auxiliary vector.
     unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
 }
-
-/// The kernel's `O_LARGEFILE` as `F_GETFL` reports it (glibc's headers define it as 0 on 64-bit).
-#[cfg(target_arch = "x86_64")]
-pub const O_LARGEFILE_KERNEL: c_int = 0o100000;
-#[cfg(target_arch = "aarch64")]
-pub const O_LARGEFILE_KERNEL: c_int = 0o400000;
 
 /// `O_PATH` descriptors carry no file the kernel's `fdget` accepts.
 pub const O_PATH: c_int = libc::O_PATH;
