@@ -51,11 +51,16 @@ pub(crate) struct Case {
     pub(crate) src_trunc: Option<u64>,
     pub(crate) src_mode: c_int,
     pub(crate) src_pos: i64,
+    /// `O_LARGEFILE` on the source descriptor (only a 32-bit probe can open without it).
+    pub(crate) src_largefile: bool,
+    /// Size the source grows to after it was opened.
+    pub(crate) src_grow: Option<u64>,
     pub(crate) dst: FdKind,
     pub(crate) dst_size: usize,
     pub(crate) dst_trunc: Option<u64>,
     pub(crate) dst_mode: c_int,
     pub(crate) dst_pos: i64,
+    pub(crate) dst_largefile: bool,
     pub(crate) src_attr: c_int,
     pub(crate) dst_attr: c_int,
     pub(crate) off_in: OffsetArg,
@@ -75,11 +80,14 @@ impl Default for Case {
             src_trunc: None,
             src_mode: libc::O_RDONLY,
             src_pos: 0,
+            src_largefile: true,
+            src_grow: None,
             dst: FdKind::File,
             dst_size: 0,
             dst_trunc: None,
             dst_mode: libc::O_WRONLY,
             dst_pos: 0,
+            dst_largefile: true,
             src_attr: 0,
             dst_attr: 0,
             off_in: OffsetArg::Null,
@@ -128,6 +136,14 @@ fn parse_mode(text: &str) -> Result<c_int, String> {
         "path" => libc::O_PATH,
         _ => return Err(format!("unknown mode {text:?}")),
     })
+}
+
+fn parse_yes_no(text: &str) -> Result<bool, String> {
+    match text {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(format!("expected yes or no, not {text:?}")),
+    }
 }
 
 fn parse_attr(text: &str) -> Result<c_int, String> {
@@ -194,11 +210,14 @@ pub(crate) fn parse_case(line: &str) -> Result<Case, String> {
             "src_trunc" => case.src_trunc = Some(parse_bits(value)?),
             "src_mode" => case.src_mode = parse_mode(value)?,
             "src_pos" => case.src_pos = parse_bits(value)? as i64,
+            "src_lfs" => case.src_largefile = parse_yes_no(value)?,
+            "src_grow" => case.src_grow = Some(parse_bits(value)?),
             "dst" => case.dst = parse_kind(value, true)?,
             "dst_size" => case.dst_size = parse_size(value)?,
             "dst_trunc" => case.dst_trunc = Some(parse_bits(value)?),
             "dst_mode" => case.dst_mode = parse_mode(value)?,
             "dst_pos" => case.dst_pos = parse_bits(value)? as i64,
+            "dst_lfs" => case.dst_largefile = parse_yes_no(value)?,
             "src_attr" => case.src_attr = parse_attr(value)?,
             "dst_attr" => case.dst_attr = parse_attr(value)?,
             "off_in" => case.off_in = parse_offset(value, false)?,

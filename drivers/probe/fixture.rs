@@ -13,8 +13,8 @@ use crate::report::{file_digest, pipe_digest};
 /// Pipes start with 16 pages of capacity; filling a source pipe beyond that would block.
 const PIPE_FILL_MAX: usize = 65536;
 
-// <linux/fs.h>, not in the libc crate. The ioctls take a pointer to an int of FS_*_FL bits.
-const FS_IOC_SETFLAGS: libc::Ioctl = 0x4008_6602; // _IOW('f', 2, long)
+// <linux/fs.h> flags, not in the libc crate. FS_IOC_SETFLAGS (`_IOW('f', 2, long)`, so its
+// number differs between 32- and 64-bit programs) takes a pointer to an int of these bits.
 pub(crate) const FS_IMMUTABLE_FL: c_int = 0x10;
 pub(crate) const FS_APPEND_FL: c_int = 0x20;
 
@@ -49,10 +49,21 @@ fn c_path(path: &Path) -> CString {
     CString::new(path.as_os_str().as_bytes()).expect("path without NUL")
 }
 
+/// Opens with `O_LARGEFILE` (as a 64-bit program or a 32-bit one built with
+/// `_FILE_OFFSET_BITS=64` does), so that positions and sizes past 2 GiB work in a 32-bit probe.
 pub(crate) fn open_raw(path: &Path, flags: c_int) -> c_int {
+    open_fixture(path, flags, true)
+}
+
+/// `largefile: false` opens as a 32-bit program built without `_FILE_OFFSET_BITS=64` does:
+/// the kernel then limits writes to 2 GiB − 1 and refuses to open a larger file (EOVERFLOW). A
+/// 64-bit kernel entry adds `O_LARGEFILE` by itself, so this changes nothing in a 64-bit probe.
+pub(crate) fn open_fixture(path: &Path, flags: c_int, largefile: bool) -> c_int {
     let path_c = c_path(path);
-    // SAFETY: path_c is a valid NUL-terminated string that outlives the call.
-    let fd = unsafe { libc::open(path_c.as_ptr(), flags | libc::O_CLOEXEC, 0o644) };
+    let flags = flags | libc::O_CLOEXEC | if largefile { libc::O_LARGEFILE } else { 0 };
+    // SAFETY: path_c is a valid NUL-terminated string that outlives the call. libc's `open` is
+    // glibc's plain `open`, which adds no O_LARGEFILE of its own on a 32-bit target.
+    let fd = unsafe { libc::open(path_c.as_ptr(), flags, 0o644) };
     assert!(fd >= 0, "open {} failed: errno {}", path.display(), errno());
     fd
 }
@@ -65,7 +76,7 @@ pub(crate) fn close_fd(fd: c_int) {
 fn seek_to(fd: c_int, pos: i64) {
     if pos != 0 {
         // SAFETY: as above; failure (unseekable fd) is deliberately ignored, see the doc.
-        unsafe { libc::lseek(fd, pos, libc::SEEK_SET) };
+        unsafe { libc::lseek64(fd, pos, libc::SEEK_SET) };
     }
 }
 
@@ -75,7 +86,7 @@ pub(crate) fn set_inode_flags(path: Option<&Path>, flags: c_int) {
     let Some(path) = path else { return };
     let fd = open_raw(path, libc::O_RDONLY | libc::O_NONBLOCK);
     // SAFETY: FS_IOC_SETFLAGS reads one int through the pointer, which is valid for the call.
-    let rc = unsafe { libc::ioctl(fd, FS_IOC_SETFLAGS, &flags as *const c_int) };
+    let rc = unsafe { libc::ioctl(fd, libc::FS_IOC_SETFLAGS, &flags as *const c_int) };
     assert_eq!(
         rc,
         0,
@@ -95,6 +106,15 @@ fn write_file(path: &Path, content: &[u8], truncate_to: Option<u64>) {
             .and_then(|f| f.set_len(size))
             .expect("truncate fixture");
     }
+}
+
+/// Extends (or shortens) the file at `path` to `size`, through a descriptor of its own.
+fn grow_file(path: &Path, size: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(size))
+        .expect("grow fixture");
 }
 
 /// A descriptor of the fixture plus what is needed to describe it afterwards.
@@ -196,7 +216,13 @@ pub(crate) fn build_source(case: &Case, dir: &Path) -> FixtureFd {
         FdKind::File => {
             let path = dir.join("src");
             write_file(&path, &content, case.src_trunc);
-            FixtureFd::file(open_raw(&path, case.src_mode), path)
+            let fd = open_fixture(&path, case.src_mode, case.src_largefile);
+            // Grown only now: a descriptor without O_LARGEFILE cannot be opened on a file
+            // past 2 GiB, but the file can grow under it.
+            if let Some(size) = case.src_grow {
+                grow_file(&path, size);
+            }
+            FixtureFd::file(fd, path)
         }
         FdKind::Pipe => make_pipe(&content[..content.len().min(PIPE_FILL_MAX)], true),
         FdKind::Closed => FixtureFd::unowned(-1), // numbered later, once every fd is open
@@ -212,7 +238,7 @@ pub(crate) fn build_destination(case: &Case, dir: &Path, source: &FixtureFd) -> 
             let path = dir.join("dst");
             let content = SplitMix64::bytes(!case.seed, case.dst_size);
             write_file(&path, &content, case.dst_trunc);
-            FixtureFd::file(open_raw(&path, case.dst_mode), path)
+            FixtureFd::file(open_fixture(&path, case.dst_mode, case.dst_largefile), path)
         }
         FdKind::SameFd => {
             // Reports the shared file once more; `run` re-points `fd` if the source's number

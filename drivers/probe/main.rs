@@ -25,6 +25,8 @@
 //! | `src_trunc` | bytes | none | then `ftruncate` the source to this size (a large value makes a sparse file) |
 //! | `src_mode` | `ro` `wo` `rw` `append` `rwappend` `path` | `ro` | open mode of `fd_in` (`path` = `O_PATH`); also used for `devnull` |
 //! | `src_pos` | bytes | 0 | `lseek(fd_in, src_pos, SEEK_SET)` before the call |
+//! | `src_lfs`, `dst_lfs` | `yes` `no` | `yes` | open that file with `O_LARGEFILE`; `no` opens it as a 32-bit program built without `_FILE_OFFSET_BITS=64` does (the kernel adds it for 64-bit programs) |
+//! | `src_grow` | bytes | none | after opening the source, set its size to this through another descriptor (a file past 2 GiB under a descriptor opened without `O_LARGEFILE`) |
 //! | `dst` | `file` `dir` `pipe` `devnull` `minus1` `closed` `samefd` `samepath` `hardlink` | `file` | kind of `fd_out`: `samefd` passes `fd_in` again; `samepath` opens the source's path a second time; `hardlink` opens a hard link to the source; `pipe` is a pipe's write end (its read end stays open) |
 //! | `dst_size` | bytes | 0 | pre-existing destination content (`file` only) |
 //! | `dst_trunc` | bytes | none | then `ftruncate` the destination (`file` only) |

@@ -42,7 +42,7 @@ impl Fnv1a {
 /// Position of `fd` (`-` when it has none, e.g. pipes, `O_PATH`, bad descriptors).
 pub(crate) fn position(fd: c_int) -> String {
     // SAFETY: lseek on an arbitrary descriptor number has no memory effects.
-    let pos = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+    let pos = unsafe { libc::lseek64(fd, 0, libc::SEEK_CUR) };
     if pos < 0 { "-".into() } else { pos.to_string() }
 }
 
@@ -51,17 +51,17 @@ pub(crate) fn position(fd: c_int) -> String {
 /// files near 2^63 bytes hash in microseconds.
 pub(crate) fn file_digest(path: &Path) -> String {
     let fd = open_raw(path, libc::O_RDONLY);
-    // SAFETY: an all-zero stat is a valid value; fstat overwrites it.
-    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fd is open and stat is a valid, writable stat buffer.
-    assert_eq!(unsafe { libc::fstat(fd, &mut stat) }, 0, "fstat");
+    // SAFETY: an all-zero stat64 is a valid value; fstat64 overwrites it.
+    let mut stat: libc::stat64 = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is open and stat is a valid, writable stat64 buffer.
+    assert_eq!(unsafe { libc::fstat64(fd, &mut stat) }, 0, "fstat64");
     let size = stat.st_size as u64;
     let mut hash = Fnv1a::new();
     let mut buffer = vec![0u8; 1 << 16];
     let mut pos = 0u64;
     while pos < size {
         // SAFETY: lseek has no memory effects.
-        let data = unsafe { libc::lseek(fd, pos as i64, libc::SEEK_DATA) };
+        let data = unsafe { libc::lseek64(fd, pos as i64, libc::SEEK_DATA) };
         let data = if data < 0 { size } else { data as u64 };
         hash.zeros(data - pos);
         pos = data;
@@ -69,7 +69,7 @@ pub(crate) fn file_digest(path: &Path) -> String {
             break;
         }
         // SAFETY: as above.
-        let hole = unsafe { libc::lseek(fd, pos as i64, libc::SEEK_HOLE) };
+        let hole = unsafe { libc::lseek64(fd, pos as i64, libc::SEEK_HOLE) };
         let hole = if hole < 0 {
             size
         } else {
@@ -78,7 +78,7 @@ pub(crate) fn file_digest(path: &Path) -> String {
         while pos < hole {
             let want = ((hole - pos) as usize).min(buffer.len());
             // SAFETY: buffer has at least `want` writable bytes.
-            let got = unsafe { libc::pread(fd, buffer.as_mut_ptr().cast(), want, pos as i64) };
+            let got = unsafe { libc::pread64(fd, buffer.as_mut_ptr().cast(), want, pos as i64) };
             assert!(
                 got > 0,
                 "pread {} at {pos}: errno {}",

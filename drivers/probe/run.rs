@@ -32,7 +32,7 @@ pub(crate) struct Prober {
     base: PathBuf,
     offsets: OffsetPages,
     dlsym_copy_file_range: CopyFileRangeFn,
-    original_fsize: libc::rlimit,
+    original_fsize: libc::rlimit64,
 }
 
 impl Prober {
@@ -57,13 +57,13 @@ impl Prober {
             );
         }
 
-        let mut original_fsize = libc::rlimit {
+        let mut original_fsize = libc::rlimit64 {
             rlim_cur: 0,
             rlim_max: 0,
         };
         // SAFETY: original_fsize is a valid, writable rlimit.
         assert_eq!(
-            unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut original_fsize) },
+            unsafe { libc::getrlimit64(libc::RLIMIT_FSIZE, &mut original_fsize) },
             0
         );
         Prober {
@@ -74,9 +74,10 @@ impl Prober {
         }
     }
 
-    fn set_fsize(&self, limit: &libc::rlimit) {
-        // SAFETY: limit is a valid rlimit; lowering only the soft limit needs no privilege.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, limit) }, 0);
+    /// 64-bit limits on every target (a 32-bit `rlimit` cannot hold the cases' large ones).
+    fn set_fsize(&self, limit: &libc::rlimit64) {
+        // SAFETY: limit is a valid rlimit64; lowering only the soft limit needs no privilege.
+        assert_eq!(unsafe { libc::setrlimit64(libc::RLIMIT_FSIZE, limit) }, 0);
     }
 
     /// Makes the one copy_file_range call through `entry`; returns `(ret, errno)`.
@@ -152,7 +153,7 @@ impl Prober {
 
         SIGXFSZ_DELIVERIES.store(0, Ordering::Relaxed);
         if let Some(limit) = case.fsize {
-            self.set_fsize(&libc::rlimit {
+            self.set_fsize(&libc::rlimit64 {
                 rlim_cur: limit,
                 rlim_max: self.original_fsize.rlim_max,
             });

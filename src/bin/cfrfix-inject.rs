@@ -1,6 +1,7 @@
-//! `cfrfix-inject ERRNO PROGRAM [ARGS...]`: run PROGRAM with every native
+//! `cfrfix-inject ERRNO PROGRAM [ARGS...]`: run PROGRAM with every
 //! `copy_file_range(2)` system call failing with ERRNO (or returning 0 when ERRNO
-//! is `0`), without touching anything else.
+//! is `0`), without touching anything else. On x86 that covers 64-bit, x32 and 32-bit
+//! (i386) processes alike; on aarch64, AArch64 processes.
 //!
 //! It installs a seccomp filter and then execs PROGRAM, so the failure comes from the
 //! kernel itself: it is seen identically through glibc's `copy_file_range()`, through
@@ -60,31 +61,41 @@ fn parse_errno(arg: &str) -> Option<u16> {
 }
 
 // seccomp filters see `struct seccomp_data`; `arch` is an AUDIT_ARCH_* value
-// (<linux/audit.h>: EM_* | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE). The libc crate does
-// not define these.
-#[cfg(target_arch = "x86_64")]
-const AUDIT_ARCH_NATIVE: u32 = 0xC000_003E; // AUDIT_ARCH_X86_64 (EM_X86_64 = 62)
+// (<linux/audit.h>: EM_* | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE). The libc crate does not
+// define these.
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+const AUDIT_ARCH_X86_64: u32 = 0xC000_003E; // EM_X86_64 = 62, 64-bit, little-endian
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+const AUDIT_ARCH_I386: u32 = 0x4000_0003; // EM_386 = 3, little-endian
 #[cfg(target_arch = "aarch64")]
-const AUDIT_ARCH_NATIVE: u32 = 0xC000_00B7; // AUDIT_ARCH_AARCH64 (EM_AARCH64 = 183)
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-compile_error!("cfrfix-inject knows the seccomp AUDIT_ARCH value only for x86_64 and aarch64");
+const AUDIT_ARCH_AARCH64: u32 = 0xC000_00B7; // EM_AARCH64 = 183, 64-bit, little-endian
+#[cfg(not(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64")))]
+compile_error!("cfrfix-inject knows the seccomp AUDIT_ARCH values only for x86 and aarch64");
 
-/// Syscall numbers the filter fails.
+/// `__X32_SYSCALL_BIT`: x32 programs run with AUDIT_ARCH_X86_64 and set it in `nr`.
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// The copy_file_range numbers the filter fails, per system-call ABI (`arch`). The filter is
+/// inherited across exec, so it must catch every ABI a process started under it may use, not
+/// only this tool's own.
 ///
-/// On x86_64, x32 programs run with the *same* `arch` (AUDIT_ARCH_X86_64) and put
-/// `__X32_SYSCALL_BIT` into `nr`; x32 copy_file_range is `326 | __X32_SYSCALL_BIT`.
-/// We deliberately catch that number too, so an x32 program cannot slip past the
-/// injection (and the usual seccomp pitfall of an x32 alias bypassing a deny-rule
-/// does not apply). 32-bit compat calls (i386 `int 0x80`, AArch32) carry a different
-/// `arch` and are allowed untouched: cfrfix is a per-ABI preload and this tool tests
-/// the native build.
-#[cfg(target_arch = "x86_64")]
-const COPY_FILE_RANGE_NRS: &[u32] = &[
-    libc::SYS_copy_file_range as u32,
-    (libc::SYS_copy_file_range | 0x4000_0000) as u32, // __X32_SYSCALL_BIT
+/// On x86 (this tool built for x86_64 or i686): x86_64 programs (326); x32 programs, which run
+/// with the *same* `arch` and put `__X32_SYSCALL_BIT` into `nr` (`326 | bit`), caught too so
+/// that an x32 program cannot slip past the injection (the usual seccomp pitfall of an x32
+/// alias bypassing a deny-rule does not apply); and i386 programs (`int 0x80`, sysenter),
+/// which carry AUDIT_ARCH_I386 and call copy_file_range 377, so a 32-bit program started
+/// under this tool, directly or by a 64-bit one, gets the injection as well.
+///
+/// On aarch64: AArch64 programs (285). AArch32 processes (AUDIT_ARCH_ARM) are let through
+/// untouched: no 32-bit ARM build of cfrfix exists to test against.
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+const COPY_FILE_RANGE: &[(u32, &[u32])] = &[
+    (AUDIT_ARCH_X86_64, &[326, 326 | X32_SYSCALL_BIT]),
+    (AUDIT_ARCH_I386, &[377]),
 ];
 #[cfg(target_arch = "aarch64")]
-const COPY_FILE_RANGE_NRS: &[u32] = &[libc::SYS_copy_file_range as u32];
+const COPY_FILE_RANGE: &[(u32, &[u32])] = &[(AUDIT_ARCH_AARCH64, &[285])];
 
 const fn stmt(code: u32, k: u32) -> libc::sock_filter {
     libc::sock_filter {
@@ -104,32 +115,42 @@ const fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
     }
 }
 
-/// The BPF program: native arch and nr ∈ COPY_FILE_RANGE_NRS → ERRNO, else ALLOW.
+/// The BPF program: (arch, nr) listed in COPY_FILE_RANGE → ERRNO, anything else → ALLOW.
+///
+/// ```text
+/// ld arch
+/// jeq ARCH_1, next, skip block 1     block 1: ld nr; jeq NR_a → ERRNO; ...; ret ALLOW
+/// jeq ARCH_2, next, skip block 2     block 2: ...
+/// ret ALLOW                          (no listed arch)
+/// ret ERRNO
+/// ```
 fn filter(errno: u16) -> Vec<libc::sock_filter> {
     use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
     let arch_offset = std::mem::offset_of!(libc::seccomp_data, arch) as u32;
     let nr_offset = std::mem::offset_of!(libc::seccomp_data, nr) as u32;
-    let n = COPY_FILE_RANGE_NRS.len();
-    let mut prog = vec![
-        stmt(BPF_LD | BPF_W | BPF_ABS, arch_offset),
-        // Not the native arch: skip the nr loads and compares, land on ALLOW.
-        jump(
-            BPF_JMP | BPF_JEQ | BPF_K,
-            AUDIT_ARCH_NATIVE,
-            0,
-            (n + 1) as u8,
-        ),
-        stmt(BPF_LD | BPF_W | BPF_ABS, nr_offset),
-    ];
-    for (i, &nr) in COPY_FILE_RANGE_NRS.iter().enumerate() {
-        // Match: jump over the remaining compares and the ALLOW to the ERRNO return.
-        prog.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr, (n - i) as u8, 0));
+    let allow = stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW);
+    let mut prog = vec![stmt(BPF_LD | BPF_W | BPF_ABS, arch_offset)];
+    // Compares whose "equal" branch must land on the final ERRNO return.
+    let mut matches = Vec::new();
+    for &(arch, nrs) in COPY_FILE_RANGE {
+        let block_len = nrs.len() + 2; // ld nr, the compares, ret ALLOW
+        prog.push(jump(BPF_JMP | BPF_JEQ | BPF_K, arch, 0, block_len as u8));
+        prog.push(stmt(BPF_LD | BPF_W | BPF_ABS, nr_offset));
+        for &nr in nrs {
+            matches.push(prog.len());
+            prog.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 0));
+        }
+        prog.push(allow);
     }
-    prog.push(stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW));
+    prog.push(allow);
+    let errno_return = prog.len();
     prog.push(stmt(
         BPF_RET | BPF_K,
         libc::SECCOMP_RET_ERRNO | u32::from(errno),
     ));
+    for at in matches {
+        prog[at].jt = (errno_return - at - 1) as u8;
+    }
     prog
 }
 
@@ -221,17 +242,59 @@ mod tests {
         assert_eq!(parse_errno("EBOGUS"), None);
     }
 
-    #[test]
-    fn filter_jumps_land_on_the_returns() {
-        let prog = filter(95);
-        let ret_allow = prog.len() - 2;
-        let ret_errno = prog.len() - 1;
-        // Arch mismatch skips to ALLOW.
-        assert_eq!(2 + prog[1].jf as usize, ret_allow);
-        for (i, compare) in prog.iter().enumerate().take(ret_allow).skip(3) {
-            assert_eq!(i + 1 + compare.jt as usize, ret_errno);
-            assert_eq!(compare.jf, 0);
+    /// Runs the filter the way the kernel does, on one (arch, nr): the action it returns.
+    fn verdict(prog: &[libc::sock_filter], arch: u32, nr: u32) -> u32 {
+        let arch_offset = std::mem::offset_of!(libc::seccomp_data, arch) as u32;
+        let mut accumulator = 0;
+        let mut pc = 0;
+        loop {
+            let insn = prog[pc];
+            match u32::from(insn.code) {
+                c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => {
+                    accumulator = if insn.k == arch_offset { arch } else { nr };
+                    pc += 1;
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => {
+                    let taken = if accumulator == insn.k {
+                        insn.jt
+                    } else {
+                        insn.jf
+                    };
+                    pc += 1 + taken as usize;
+                }
+                c if c == libc::BPF_RET | libc::BPF_K => return insn.k,
+                other => panic!("unexpected BPF code {other:#x}"),
+            }
         }
-        assert_eq!(prog[ret_errno].k, libc::SECCOMP_RET_ERRNO | 95);
+    }
+
+    #[test]
+    fn filter_fails_exactly_copy_file_range_of_each_abi() {
+        let prog = filter(95);
+        let errno = libc::SECCOMP_RET_ERRNO | 95;
+        for &(arch, nrs) in COPY_FILE_RANGE {
+            for &nr in nrs {
+                assert_eq!(verdict(&prog, arch, nr), errno, "arch {arch:#x} nr {nr}");
+                assert_eq!(verdict(&prog, arch, nr + 1), libc::SECCOMP_RET_ALLOW);
+            }
+            assert_eq!(verdict(&prog, arch, 0), libc::SECCOMP_RET_ALLOW);
+        }
+        // Another ABI's number under this ABI's arch, and an unknown arch, are allowed.
+        #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+        {
+            assert_eq!(
+                verdict(&prog, AUDIT_ARCH_X86_64, 377),
+                libc::SECCOMP_RET_ALLOW
+            );
+            assert_eq!(
+                verdict(&prog, AUDIT_ARCH_I386, 326),
+                libc::SECCOMP_RET_ALLOW
+            );
+            assert_eq!(
+                verdict(&prog, AUDIT_ARCH_I386, 377 | X32_SYSCALL_BIT),
+                libc::SECCOMP_RET_ALLOW
+            );
+        }
+        assert_eq!(verdict(&prog, 0x4000_0028, 377), libc::SECCOMP_RET_ALLOW); // ARM
     }
 }

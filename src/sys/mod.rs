@@ -547,10 +547,15 @@ impl Drop for MappedBuf {
 }
 
 /// The kernel's page size (for `MAX_RW_COUNT`), from the auxiliary vector.
+/// Never 0, and visibly so to the compiler (through `NonZeroUsize`): callers divide by it, and a
+/// division it cannot prove safe keeps a panic path in the library (on i686 it could not).
 pub fn page_size() -> usize {
     // SAFETY: getauxval (GLIBC_2.16) only reads the saved auxiliary vector.
     let p = unsafe { libc::getauxval(libc::AT_PAGESZ) } as usize;
-    if p.is_power_of_two() { p } else { 4096 }
+    match core::num::NonZeroUsize::new(p) {
+        Some(p) if p.is_power_of_two() => p.get(),
+        _ => 4096,
+    }
 }
 
 /// Whether this process runs in secure-execution mode (setuid, setgid, file capabilities).
