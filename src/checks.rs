@@ -149,7 +149,7 @@ pub fn check(req: &Request) -> Verdict {
         size_in: if size_known { st_in.size } else { i64::MAX },
         same_inode: st_in.dev == st_out.dev && st_in.ino == st_out.ino,
         fsize_limit: sys::fsize_limit().unwrap_or(libc::RLIM64_INFINITY),
-        out_largefile: fl_out & sys::O_LARGEFILE_KERNEL != 0,
+        out_largefile: sys::opened_largefile(fl_out),
     };
     match geometry.clamp() {
         Ok(0) => Ok(None),

@@ -81,7 +81,8 @@ macro_rules! sys {
 
 mod arch;
 
-pub use arch::O_LARGEFILE_KERNEL;
+pub use arch::{O_LARGEFILE_KERNEL, opened_largefile};
+#[cfg_attr(test, allow(unused_imports))]
 pub(crate) use arch::raw_syscall6;
 
 /// Sets the calling thread's C `errno`.

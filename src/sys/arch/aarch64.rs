@@ -8,6 +8,21 @@ pub use super::lp64::*;
 /// 32-bit ARM uses, where the generic one is 0100000).
 pub const O_LARGEFILE_KERNEL: c_int = 0o400000;
 
+/// The generic `O_LARGEFILE` value, which arm64 uses for `O_NOFOLLOW`.
+const O_LARGEFILE_GENERIC: c_int = 0o100000;
+
+/// Whether `F_GETFL` flags say the descriptor was opened large-file. The kernel gives every
+/// descriptor an AArch64 process opens `O_LARGEFILE` (0400000); only one an AArch32 process
+/// opened without it and handed down lacks it. Under qemu-user on an x86_64 host, `F_GETFL`
+/// passes the host's bit through untranslated: 0100000 and never 0400000, although the host
+/// kernel opened the file large-file and lets writes pass 2 GiB. So 0100000 counts too. The
+/// one descriptor this misjudges is one an AArch32 process opened with `O_NOFOLLOW` and
+/// without `O_LARGEFILE`: the emulation then writes past 2 GiB − 1 where the kernel would
+/// answer EFBIG.
+pub fn opened_largefile(flags: c_int) -> bool {
+    flags & (O_LARGEFILE_KERNEL | O_LARGEFILE_GENERIC) != 0
+}
+
 /// The raw machine instruction; see the x86_64 version for the contract.
 ///
 /// # Safety

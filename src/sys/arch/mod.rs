@@ -2,8 +2,10 @@
 //!
 //! Each file provides the same items, which `sys` wraps in portable functions:
 //! - `raw_syscall6`: the system-call instruction, with the kernel's register convention;
-//! - `O_LARGEFILE_KERNEL`: the kernel's `O_LARGEFILE` bit as `F_GETFL` reports it (its value
-//!   differs between architectures, and glibc's headers define it as 0 on 64-bit ones);
+//! - `O_LARGEFILE_KERNEL`: the kernel's `O_LARGEFILE` bit (its value differs between
+//!   architectures, and glibc's headers define it as 0 on 64-bit ones), and `opened_largefile`,
+//!   whether `F_GETFL` flags say a descriptor has it (the kernel then allows writes past
+//!   2 GiB − 1; a descriptor a 32-bit process opened without it does not);
 //! - `SYS_FCNTL`: `fcntl`, or `fcntl64` where the plain call is the 32-bit one;
 //! - `fstat`, `lseek`, `pread64`, `pwrite64`, `mmap_anonymous`, `fs_magic`: the calls whose
 //!   number, argument layout or result structure differ (64-bit offsets split into register

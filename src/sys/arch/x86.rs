@@ -11,6 +11,10 @@ use core::ffi::{c_int, c_long};
 /// `MAX_NON_LFS` (`checks`).
 pub const O_LARGEFILE_KERNEL: c_int = 0o100000;
 
+pub fn opened_largefile(flags: c_int) -> bool {
+    flags & O_LARGEFILE_KERNEL != 0
+}
+
 pub const SYS_FCNTL: c_long = libc::SYS_fcntl64;
 
 /// The raw machine instruction: number in eax, arguments in ebx, ecx, edx, esi, edi, ebp, result

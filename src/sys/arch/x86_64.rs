@@ -7,6 +7,10 @@ pub use super::lp64::*;
 /// The kernel's `O_LARGEFILE` (asm-generic/fcntl.h: 00100000).
 pub const O_LARGEFILE_KERNEL: c_int = 0o100000;
 
+pub fn opened_largefile(flags: c_int) -> bool {
+    flags & O_LARGEFILE_KERNEL != 0
+}
+
 /// The raw machine instruction. Arguments and the result are exactly what the kernel sees/returns:
 /// a value in `-4095..=-1` is a negated errno.
 ///
