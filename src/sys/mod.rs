@@ -81,9 +81,9 @@ macro_rules! sys {
 
 mod arch;
 
-pub use arch::{O_LARGEFILE_KERNEL, opened_largefile};
 #[cfg_attr(test, allow(unused_imports))]
 pub(crate) use arch::raw_syscall6;
+pub use arch::{O_LARGEFILE_KERNEL, opened_largefile};
 
 /// Sets the calling thread's C `errno`.
 pub fn set_errno(e: Errno) {
