@@ -37,6 +37,8 @@ pub type SysResult<T> = Result<T, Errno>;
 #[inline(always)]
 pub fn result_of(ret: c_long) -> SysResult<usize> {
     if (-4095..0).contains(&ret) {
+        // (`c_long` is `i32` on 32-bit targets.)
+        #[allow(clippy::unnecessary_cast)]
         Err(Errno(-ret as i32))
     } else {
         Ok(ret as usize)

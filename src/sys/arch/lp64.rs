@@ -63,5 +63,5 @@ pub fn fs_magic(fd: c_int) -> SysResult<i64> {
     let mut sfs: libc::statfs = unsafe { core::mem::zeroed() };
     // SAFETY: `sfs` is a writable `struct statfs`, the layout the kernel's fstatfs fills here.
     unsafe { sys!(libc::SYS_fstatfs, fd, &mut sfs as *mut libc::statfs) }?;
-    Ok(sfs.f_type as i64)
+    Ok(sfs.f_type)
 }
