@@ -266,7 +266,7 @@ pub fn splice(
 /// kernel's own copy falls back to (`do_splice_direct`), reading and writing in one go.
 pub fn sendfile(fd_out: c_int, fd_in: c_int, pos_in: &mut i64, count: usize) -> SysResult<usize> {
     // SAFETY: `pos_in` is a live, writable i64 of ours for the duration of the call.
-    unsafe { sys!(libc::SYS_sendfile, fd_out, fd_in, pos_in as *mut i64, count) }
+    unsafe { sys!(arch::SYS_SENDFILE, fd_out, fd_in, pos_in as *mut i64, count) }
 }
 
 /// `F_SETPIPE_SZ` (best effort), then the pipe's actual capacity in bytes.

@@ -142,7 +142,7 @@ fn aarch64_shim_matches_kernel_in_mode_always() {
     };
     let expected = expected(&build, &emulator);
     println!(
-        "FIGURES: aarch64: {} cases ({} with a straddling offset variable left out; {} take the host kernel's answer where qemu deviates), each through {} entry points, in mode always and under {} injected errnos",
+        "FIGURES: aarch64: {} cases ({} with a straddling offset variable left out; {} take the host kernel's answer where qemu deviates), each through {} entry points, in mode always (4 engine settings) and under {} injected errnos",
         emulated_cases().len(),
         cases().len() - emulated_cases().len(),
         expected.emulator_deviations,
@@ -152,21 +152,28 @@ fn aarch64_shim_matches_kernel_in_mode_always() {
     // The comparison must stay meaningful: the emulator's own deviations are few.
     assert!(expected.emulator_deviations < emulated_cases().len() / 10);
     let (probe, library) = (build.probe(), build.library());
-    let env = [("CFRFIX_MODE", "always")];
-    let runs: Vec<(String, &str, ProbeRun)> = ENTRY_POINTS
-        .iter()
-        .map(|&entry| {
+    let mut runs: Vec<(String, &str, ProbeRun)> = Vec::new();
+    // The default engines, then each engine forced, as tests/differential.rs does.
+    let settings: [&[(&str, &str)]; 4] = [
+        &[("CFRFIX_MODE", "always")],
+        &[("CFRFIX_MODE", "always"), ("CFRFIX_SPARSE", "off")],
+        &[("CFRFIX_MODE", "always"), ("CFRFIX_ENGINE", "splice")],
+        &[
+            ("CFRFIX_MODE", "always"),
+            ("CFRFIX_ENGINE", "rw"),
+            ("CFRFIX_SPARSE", "off"),
+        ],
+    ];
+    for env in settings {
+        for entry in ENTRY_POINTS {
             let launch = Launch::native(&probe)
                 .emulated(&emulator)
                 .preloaded(&library)
-                .with_env(&env);
-            (
-                format!("mode always, entry {entry}"),
-                entry,
-                probe::run(&launch, entry, emulated_cases()),
-            )
-        })
-        .collect();
+                .with_env(env);
+            let run = probe::run(&launch, entry, emulated_cases());
+            runs.push((format!("{env:?}, entry {entry}"), entry, run));
+        }
+    }
     assert_matches(expected, &runs, false);
 }
 

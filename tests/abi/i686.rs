@@ -249,6 +249,11 @@ fn i686_injection_reaches_a_32_bit_process() {
 }
 
 fn assert_i686_shim_matches_kernel(errno: u32, test: &str) {
+    assert_i686_shim_matches_kernel_with(errno, &[], test);
+}
+
+/// As `assert_i686_shim_matches_kernel`, with `CFRFIX_*` settings (engines, sparse).
+fn assert_i686_shim_matches_kernel_with(errno: u32, env: &[(&str, &str)], test: &str) {
     let Some(build) = i686_build(test) else {
         return;
     };
@@ -256,10 +261,13 @@ fn assert_i686_shim_matches_kernel(errno: u32, test: &str) {
     let (probe, library) = (build.probe(), build.library());
     let mut comparison = Comparison::default();
     for entry in ENTRY_POINTS {
-        let launch = Launch::native(&probe).injected(errno).preloaded(&library);
+        let launch = Launch::native(&probe)
+            .injected(errno)
+            .preloaded(&library)
+            .with_env(env);
         let run = probe::run(&launch, entry, i686_cases());
         comparison.add(
-            &format!("i686, errno {errno}, entry {entry}"),
+            &format!("i686, errno {errno}, entry {entry}, env {env:?}"),
             entry,
             i686_cases(),
             native,
@@ -297,4 +305,34 @@ fn i686_shim_matches_kernel_under_eperm() {
 #[test]
 fn i686_shim_matches_kernel_under_eio() {
     assert_i686_shim_matches_kernel(5, "i686_shim_matches_kernel_under_eio");
+}
+
+// Every engine in a 32-bit process, as tests/differential.rs does for 64-bit ones: with hole
+// skipping off, the default engine (sendfile) also meets sources read past 4 GiB.
+
+#[test]
+fn i686_shim_matches_kernel_with_sparse_off() {
+    assert_i686_shim_matches_kernel_with(
+        38,
+        &[("CFRFIX_SPARSE", "off")],
+        "i686_shim_matches_kernel_with_sparse_off",
+    );
+}
+
+#[test]
+fn i686_shim_matches_kernel_with_engine_splice() {
+    assert_i686_shim_matches_kernel_with(
+        95,
+        &[("CFRFIX_ENGINE", "splice")],
+        "i686_shim_matches_kernel_with_engine_splice",
+    );
+}
+
+#[test]
+fn i686_shim_matches_kernel_with_engine_rw() {
+    assert_i686_shim_matches_kernel_with(
+        18,
+        &[("CFRFIX_ENGINE", "rw"), ("CFRFIX_SPARSE", "off")],
+        "i686_shim_matches_kernel_with_engine_rw",
+    );
 }

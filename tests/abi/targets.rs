@@ -51,29 +51,11 @@ pub fn build(triple: &'static str, test: &str) -> Option<Build> {
             return None;
         }
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let inputs = [
-        (
-            build.library(),
-            vec![
-                root.join("src"),
-                root.join("Cargo.toml"),
-                root.join("Cargo.lock"),
-            ],
-        ),
-        (
-            build.probe(),
-            vec![root.join("drivers/probe"), root.join("Cargo.toml")],
-        ),
-    ];
-    for (artefact, sources) in inputs {
-        let built = modified(&artefact).expect("artefact mtime");
-        if let Some((newer, _)) = sources
-            .iter()
-            .filter_map(|s| newest_source(s))
-            .filter(|(_, time)| *time > built)
-            .max_by_key(|(_, time)| *time)
-        {
+    for (artefact, dep_info) in [
+        (build.library(), build.dir.join("libcfrfix.d")),
+        (build.probe(), build.dir.join("cfrfix-probe.d")),
+    ] {
+        if let Some(newer) = newer_source(&artefact, &dep_info) {
             panic!(
                 "{} is older than {}: run scripts/build-targets {triple}",
                 artefact.display(),
@@ -84,25 +66,23 @@ pub fn build(triple: &'static str, test: &str) -> Option<Build> {
     Some(build)
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    path.metadata().and_then(|m| m.modified()).ok()
+/// A source file the artefact was built from that changed after it was built: the files
+/// Cargo's dep-info lists (only what that target compiled: another architecture's code is not
+/// there), and Cargo.toml and Cargo.lock.
+fn newer_source(artefact: &Path, dep_info: &Path) -> Option<PathBuf> {
+    let built = modified(artefact)?;
+    let listed = std::fs::read_to_string(dep_info).ok()?;
+    let (_, deps) = listed.lines().next()?.split_once(": ")?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    deps.split_whitespace()
+        .map(PathBuf::from)
+        .chain([root.join("Cargo.toml"), root.join("Cargo.lock")])
+        .filter(|source| modified(source).is_some_and(|time| time > built))
+        .max_by_key(|source| modified(source))
 }
 
-/// The most recently modified file at or below `path` (shipped tools in src/bin do not go
-/// into the library, so they do not count).
-fn newest_source(path: &Path) -> Option<(PathBuf, SystemTime)> {
-    if path.ends_with("src/bin") {
-        return None;
-    }
-    if path.is_dir() {
-        std::fs::read_dir(path)
-            .ok()?
-            .filter_map(Result::ok)
-            .filter_map(|entry| newest_source(&entry.path()))
-            .max_by_key(|(_, time)| *time)
-    } else {
-        Some((path.to_path_buf(), modified(path)?))
-    }
+fn modified(path: &Path) -> Option<SystemTime> {
+    path.metadata().and_then(|m| m.modified()).ok()
 }
 
 /// Whether 32-bit x86 programs can run here.

@@ -5,6 +5,7 @@ use crate::sys::{FileStat, SysResult};
 use core::ffi::{c_int, c_long};
 
 pub const SYS_FCNTL: c_long = libc::SYS_fcntl;
+pub const SYS_SENDFILE: c_long = libc::SYS_sendfile;
 
 pub fn fstat(fd: c_int) -> SysResult<FileStat> {
     // SAFETY: all-zero is a valid `libc::stat` (plain integers).

@@ -6,7 +6,8 @@
 //!   architectures, and glibc's headers define it as 0 on 64-bit ones), and `opened_largefile`,
 //!   whether `F_GETFL` flags say a descriptor has it (the kernel then allows writes past
 //!   2 GiB − 1; a descriptor a 32-bit process opened without it does not);
-//! - `SYS_FCNTL`: `fcntl`, or `fcntl64` where the plain call is the 32-bit one;
+//! - `SYS_FCNTL`, `SYS_SENDFILE`: `fcntl` and `sendfile`, or `fcntl64` and `sendfile64` where
+//!   the plain calls are the 32-bit ones;
 //! - `fstat`, `lseek`, `pread64`, `pwrite64`, `mmap_anonymous`, `fs_magic`: the calls whose
 //!   number, argument layout or result structure differ (64-bit offsets split into register
 //!   pairs, `stat64`, `_llseek`, `mmap2`, `fstatfs64` on i386).

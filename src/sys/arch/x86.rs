@@ -16,6 +16,8 @@ pub fn opened_largefile(flags: c_int) -> bool {
 }
 
 pub const SYS_FCNTL: c_long = libc::SYS_fcntl64;
+/// `sendfile64`: its offset is a 64-bit `loff_t` (plain `sendfile` takes a 32-bit `off_t`).
+pub const SYS_SENDFILE: c_long = libc::SYS_sendfile64;
 
 /// The raw machine instruction: number in eax, arguments in ebx, ecx, edx, esi, edi, ebp, result
 /// in eax; `int 0x80` preserves every other register. A value in `-4095..=-1` is a negated errno.
