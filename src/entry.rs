@@ -33,7 +33,9 @@ pub unsafe extern "C" fn copy_file_range(
 /// glibc's `long syscall(long number, ...)`, defined with seven `long`s because Rust cannot
 /// define a C-variadic function. Sound only where variadic and fixed integer arguments travel
 /// the same way: x86_64 System V (rdi, rsi, rdx, rcx, r8, r9, then the stack, which the 7th
-/// parameter reads exactly as glibc's own `syscall.S` does) and aarch64 Linux (x0..x6).
+/// parameter reads exactly as glibc's own `syscall.S` does), i386 (cdecl: all seven on the
+/// stack; glibc's i386 `syscall()` also loads all six argument slots, pushed or not, and a
+/// 64-bit argument arrives as two `long`s, forwarded as they came) and aarch64 Linux (x0..x6).
 ///
 /// `SYS_copy_file_range` (what libuv/Node and some Ruby builds call) goes to the same code as the
 /// libc symbol; every other number is passed to the kernel untouched, with glibc's convention
