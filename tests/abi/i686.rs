@@ -145,7 +145,7 @@ fn i686_native_results_cover_successes_and_each_kind_of_failure() {
     };
     let native = native(&build);
     println!(
-        "FIGURES: i686: {} cases ({} of the 64-bit suite, {} without O_LARGEFILE), each through {} entry points under {} injected errnos",
+        "FIGURES: i686: {} cases ({} of the 64-bit suite, {} without O_LARGEFILE), each through {} entry points under {} injected errnos and 3 engine settings",
         i686_cases().len(),
         cases().len(),
         i686_cases().len() - cases().len(),
