@@ -4,10 +4,15 @@
 # Layout (PREFIX defaults to /usr/local):
 #   PREFIX/bin/cfrfix                        the command
 #   PREFIX/lib/cfrfix/libcfrfix.so           the preload library
-#   PREFIX/lib/cfrfix/cfrfix-check           probe behind `cfrfix --check`
+#   PREFIX/lib/cfrfix/cfrfix-check           helper behind `cfrfix --check` and `--status`
+#   PREFIX/lib/cfrfix/cfrfix-check-copy      the half of `--check` that runs through cfrfix
 #   PREFIX/lib/cfrfix/cfrfix-inject          seccomp injector behind `cfrfix --enosys`
 #   PREFIX/lib/cfrfix/cfrfix-system-wide     /etc/ld.so.preload management
-#   PREFIX/share/doc/cfrfix/                 deployment.md, cfrfix.conf.example, systemd drop-in
+#   PREFIX/share/man/man1/cfrfix.1           the manual page
+#   PREFIX/share/doc/cfrfix/                 deployment.md, cfrfix.conf.example, systemd drop-in,
+#                                            CHANGELOG.md, LICENSE-MIT, LICENSE-APACHE
+# Nothing is changed before every check has passed: the prefix is one the installed command
+# can use, it can be written, root for --system-wide, and the build is complete.
 # Each file is written under a temporary name and renamed into place, so a library that
 # running processes have mapped is replaced, never overwritten.
 set -euo pipefail
@@ -62,19 +67,49 @@ while (($# > 0)); do
     esac
 done
 [[ -n $prefix ]] || usage_error "--prefix must not be empty"
-mkdir -p -- "$prefix"
-prefix=$(readlink -f -- "$prefix")
+# The absolute prefix, resolved without creating anything (-m: parts may not exist yet).
+prefix=$(readlink -m -- "$prefix")
+
+# --- Checks, before anything is changed. -------------------------------------------------
+# The installed command puts PREFIX/lib/cfrfix/libcfrfix.so into LD_PRELOAD (split by ld.so on
+# spaces and colons) and, with --system-wide, into /etc/ld.so.preload (split on whitespace and
+# colons; `#` may start a comment there; `$` starts $LIB/$PLATFORM tokens in both).
+if [[ $prefix =~ [[:space:]:\$#] || $prefix =~ [^[:print:]] ]]; then
+    fail "cannot install into '$prefix': the library path would contain a space, tab, colon, '\$' or '#', which LD_PRELOAD and /etc/ld.so.preload cannot express; choose another --prefix"
+fi
+if [[ -n $system_wide ]] && ((EUID != 0)); then
+    fail "--system-wide needs root (it changes /etc/ld.so.preload); nothing was installed"
+fi
+# The deepest existing directory of the prefix must be writable (mkdir -p creates the rest).
+existing=$prefix
+while [[ ! -e $existing ]]; do
+    existing=$(dirname -- "$existing")
+done
+[[ -d $existing ]] || fail "cannot install into $prefix: $existing is not a directory"
+[[ -w $existing ]] ||
+    fail "cannot install into $prefix: $existing is not writable (run as root, or choose --prefix ~/.local)"
 
 checkout_dir=$(readlink -f -- "$(dirname -- "${BASH_SOURCE[0]}")/..")
 target_dir=${CARGO_TARGET_DIR:-$checkout_dir/target}
 [[ $target_dir == /* ]] || target_dir=$checkout_dir/$target_dir
 release_dir=$target_dir/release
+# Tests install their own profile's build (and never build): the cfrfix command's variable.
+release_dir=${CFRFIX_ARTEFACT_DIR:-$release_dir}
+readonly BUILT=(libcfrfix.so cfrfix-check cfrfix-check-copy cfrfix-inject)
 
-if [[ ! -f $release_dir/libcfrfix.so || ! -f $release_dir/cfrfix-check ||
-    ! -f $release_dir/cfrfix-inject ]]; then
-    command -v cargo >/dev/null || fail "cargo is needed to build cfrfix"
+build_complete() {
+    local name
+    for name in "${BUILT[@]}"; do
+        [[ -f $release_dir/$name ]] || return 1
+    done
+}
+if ! build_complete; then
+    command -v cargo >/dev/null ||
+        fail "cargo is needed to build cfrfix; it needs Rust 1.85 or later (https://rustup.rs, or on Debian 12: apt install rustc-web cargo-web)"
     printf 'install.sh: building: cargo build --release\n'
-    cargo build --release --quiet --manifest-path "$checkout_dir/Cargo.toml"
+    cargo build --release --quiet --manifest-path "$checkout_dir/Cargo.toml" ||
+        fail "cargo build --release failed; nothing was installed"
+    build_complete || fail "the build did not produce all of ${BUILT[*]} in $release_dir"
 fi
 
 # install_file SOURCE DESTINATION MODE
@@ -97,18 +132,18 @@ printf 'install.sh: installing into %s\n' "$prefix"
 install_file "$checkout_dir/scripts/cfrfix" "$prefix/bin/cfrfix" 0755
 install_file "$release_dir/libcfrfix.so" "$library_dir/libcfrfix.so" 0644
 install_file "$release_dir/cfrfix-check" "$library_dir/cfrfix-check" 0755
-if [[ -f $release_dir/cfrfix-inject ]]; then
-    install_file "$release_dir/cfrfix-inject" "$library_dir/cfrfix-inject" 0755
-else
-    printf 'install.sh: warning: cfrfix-inject was not built; cfrfix --enosys will not work\n' >&2
-fi
+install_file "$release_dir/cfrfix-check-copy" "$library_dir/cfrfix-check-copy" 0755
+install_file "$release_dir/cfrfix-inject" "$library_dir/cfrfix-inject" 0755
 install_file "$checkout_dir/scripts/cfrfix-system-wide" "$library_dir/cfrfix-system-wide" 0755
+install_file "$checkout_dir/docs/cfrfix.1" "$prefix/share/man/man1/cfrfix.1" 0644
 install_file "$checkout_dir/docs/deployment.md" "$doc_dir/deployment.md" 0644
 install_file "$checkout_dir/docs/cfrfix.conf.example" "$doc_dir/cfrfix.conf.example" 0644
 install_file "$checkout_dir/docs/systemd/cfrfix.conf" "$doc_dir/systemd-dropin-cfrfix.conf" 0644
+install_file "$checkout_dir/CHANGELOG.md" "$doc_dir/CHANGELOG.md" 0644
+install_file "$checkout_dir/LICENSE-MIT" "$doc_dir/LICENSE-MIT" 0644
+install_file "$checkout_dir/LICENSE-APACHE" "$doc_dir/LICENSE-APACHE" 0644
 
 if [[ -n $system_wide ]]; then
-    ((EUID == 0)) || fail "--system-wide needs root"
     "$library_dir/cfrfix-system-wide" enable "$library_dir/libcfrfix.so"
     if [[ ! -e /etc/cfrfix.conf ]]; then
         install_file "$checkout_dir/docs/cfrfix.conf.example" /etc/cfrfix.conf 0644

@@ -61,9 +61,11 @@ fi
 
 printf 'uninstall.sh: removing cfrfix from %s\n' "$prefix"
 for file in "$prefix/bin/cfrfix" \
-    "$library_dir/libcfrfix.so" "$library_dir/cfrfix-check" "$library_dir/cfrfix-inject" \
-    "$library_dir/cfrfix-system-wide" \
-    "$doc_dir/deployment.md" "$doc_dir/cfrfix.conf.example" "$doc_dir/systemd-dropin-cfrfix.conf"; do
+    "$library_dir/libcfrfix.so" "$library_dir/cfrfix-check" "$library_dir/cfrfix-check-copy" \
+    "$library_dir/cfrfix-inject" "$library_dir/cfrfix-system-wide" \
+    "$prefix/share/man/man1/cfrfix.1" \
+    "$doc_dir/deployment.md" "$doc_dir/cfrfix.conf.example" "$doc_dir/systemd-dropin-cfrfix.conf" \
+    "$doc_dir/CHANGELOG.md" "$doc_dir/LICENSE-MIT" "$doc_dir/LICENSE-APACHE"; do
     if [[ -e $file ]]; then
         rm -f -- "$file"
         printf '  removed %s\n' "$file"

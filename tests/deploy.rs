@@ -12,421 +12,46 @@
 
 mod common;
 
+use common::command::{
+    PYTHON_COPY, artefact_dir, other_preload_library, python3, run, script, write_test_file,
+};
 use common::{PrivateEtc, ScratchDir, describe, have_command, is_root, skip, text};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const INJECT: &str = env!("CARGO_BIN_EXE_cfrfix-inject");
-const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 const EOPNOTSUPP: i32 = 95;
-const ENOSYS: i32 = 38;
-
-fn script(name: &str) -> PathBuf {
-    Path::new(MANIFEST_DIR).join("scripts").join(name)
-}
-
-fn run(command: &mut Command) -> Output {
-    command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
-}
-
-/// A python3 that is a real interpreter (not a version-manager shim script) if possible.
-fn python3() -> Option<String> {
-    if Path::new("/usr/bin/python3").exists() {
-        return Some("/usr/bin/python3".into());
-    }
-    have_command("python3").then(|| "python3".into())
-}
-
-/// Python that copies SRC to DST with os.copy_file_range and prints `copied N` or
-/// `errno N`.
-const PYTHON_COPY: &str = "
-import os, sys
-src = os.open(sys.argv[1], os.O_RDONLY)
-dst = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-total = 0
-try:
-    while True:
-        n = os.copy_file_range(src, dst, 1 << 20)
-        if n == 0:
-            break
-        total += n
-except OSError as e:
-    print('errno', e.errno)
-    sys.exit(1)
-print('copied', total)
-";
-
-fn write_test_file(path: &Path, len: usize) -> Vec<u8> {
-    let content: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
-    fs::write(path, &content).expect("write test file");
-    content
-}
-
-fn tmpfs_magic(path: &Path) -> bool {
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
-    // SAFETY: statfs writes only into `buf`; `c_path` is NUL-terminated.
-    unsafe {
-        let mut buf: libc::statfs = std::mem::zeroed();
-        libc::statfs(c_path.as_ptr(), &mut buf) == 0 && buf.f_type as i64 == TMPFS_MAGIC
-    }
-}
-
-// ---------------------------------------------------------------------------------
-// The cfrfix command from the checkout.
-
-fn cfrfix() -> Command {
-    let mut command = Command::new(script("cfrfix"));
-    command.env_remove("LD_PRELOAD");
-    command
-}
-
-/// Some shared library other than cfrfix, to stand for a preload the user already has.
-fn other_preload_library() -> Option<&'static str> {
-    [
-        "/lib/x86_64-linux-gnu/libm.so.6",
-        "/usr/lib/x86_64-linux-gnu/libm.so.6",
-        "/lib/aarch64-linux-gnu/libm.so.6",
-        "/lib64/libm.so.6",
-    ]
-    .into_iter()
-    .find(|p| Path::new(p).exists())
-}
-
-#[test]
-fn wrapper_prepends_to_an_existing_ld_preload() {
-    let Some(other) = other_preload_library() else {
-        return skip("no libm.so.6 found to stand for an existing preload");
-    };
-    let output =
-        run(cfrfix()
-            .env("LD_PRELOAD", other)
-            .args(["sh", "-c", "printf %s \"$LD_PRELOAD\""]));
-    assert!(output.status.success(), "{}", describe(&output));
-    let preload = text(&output.stdout);
-    let entries: Vec<&str> = preload.split(':').collect();
-    assert_eq!(entries.len(), 2, "LD_PRELOAD={preload}");
-    assert!(
-        entries[0].ends_with("/libcfrfix.so"),
-        "LD_PRELOAD={preload}"
-    );
-    assert!(Path::new(entries[0]).is_file(), "LD_PRELOAD={preload}");
-    assert_eq!(entries[1], other, "the existing entry must be kept");
-    assert!(output.stderr.is_empty(), "{}", describe(&output));
-}
-
-#[test]
-fn wrapper_does_not_duplicate_itself() {
-    let Some(other) = other_preload_library() else {
-        return skip("no libm.so.6 found to stand for an existing preload");
-    };
-    let library = common::profile_dir().join("libcfrfix.so");
-    let existing = format!("{} {other}", library.display());
-    let output =
-        run(cfrfix()
-            .env("LD_PRELOAD", &existing)
-            .args(["sh", "-c", "printf %s \"$LD_PRELOAD\""]));
-    assert!(output.status.success(), "{}", describe(&output));
-    let preload = text(&output.stdout);
-    assert_eq!(
-        preload.matches("libcfrfix.so").count(),
-        1,
-        "LD_PRELOAD={preload}"
-    );
-    assert!(
-        preload.ends_with(&format!(":{other}")),
-        "LD_PRELOAD={preload}"
-    );
-}
-
-#[test]
-fn wrapper_sets_log_and_mode_options() {
-    let output = run(cfrfix().args([
-        "--log",
-        "stderr",
-        "--mode=always",
-        "--",
-        "sh",
-        "-c",
-        "printf '%s %s' \"$CFRFIX_LOG\" \"$CFRFIX_MODE\"",
-    ]));
-    assert!(output.status.success(), "{}", describe(&output));
-    assert_eq!(text(&output.stdout), "stderr always");
-}
-
-#[test]
-fn wrapper_makes_a_refused_copy_work() {
-    let Some(python) = python3() else {
-        return skip("python3 not installed");
-    };
-    let dir = ScratchDir::tmpfs("deploy-wrap");
-    let content = write_test_file(&dir.path().join("src"), 100_000);
-    let copy = |with_cfrfix: bool| {
-        let mut command = Command::new(INJECT);
-        command.env_remove("LD_PRELOAD").arg("EOPNOTSUPP");
-        if with_cfrfix {
-            command.arg(script("cfrfix")).args(["--log", "stderr"]);
-        }
-        run(command
-            .args([python.as_str(), "-c", PYTHON_COPY])
-            .arg(dir.path().join("src"))
-            .arg(dir.path().join("dst")))
-    };
-    let without = copy(false);
-    assert_eq!(
-        text(&without.stdout).trim(),
-        format!("errno {EOPNOTSUPP}"),
-        "{}",
-        describe(&without)
-    );
-    let with = copy(true);
-    assert!(with.status.success(), "{}", describe(&with));
-    assert!(
-        text(&with.stderr).contains("EOPNOTSUPP"),
-        "{}",
-        describe(&with)
-    );
-    assert_eq!(fs::read(dir.path().join("dst")).expect("dst"), content);
-}
-
-#[test]
-fn version_matches_cargo_toml() {
-    let output = run(cfrfix().arg("--version"));
-    assert!(output.status.success(), "{}", describe(&output));
-    assert_eq!(
-        text(&output.stdout).trim(),
-        format!("cfrfix {}", env!("CARGO_PKG_VERSION"))
-    );
-}
-
-#[test]
-fn help_shows_usage_and_examples() {
-    let output = run(cfrfix().arg("--help"));
-    assert!(output.status.success(), "{}", describe(&output));
-    let help = text(&output.stdout);
-    for expected in ["Usage: cfrfix", "--check", "--enosys", "Examples:"] {
-        assert!(help.contains(expected), "--help lacks {expected}:\n{help}");
-    }
-}
-
-#[test]
-fn bad_usage_exits_2_with_a_message() {
-    for args in [
-        vec!["--no-such-option"],
-        vec![],
-        vec!["--enosys"],
-        vec!["--mode", "sometimes", "true"],
-        vec!["--log", "relative/path", "true"],
-        vec!["--check", "/", "/", "/"],
-    ] {
-        let output = run(cfrfix().args(&args));
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            describe(&output)
-        );
-        assert!(
-            text(&output.stderr).starts_with("cfrfix: "),
-            "{args:?}: {}",
-            describe(&output)
-        );
-    }
-}
-
-// ---------------------------------------------------------------------------------
-// --check
-
-#[test]
-fn check_names_exdev_from_tmpfs_to_the_root_filesystem() {
-    let source = ScratchDir::tmpfs("deploy-check-src");
-    let destination = ScratchDir::rootfs("deploy-check-dst");
-    if tmpfs_magic(destination.path()) {
-        return skip("the rootfs scratch directory is on tmpfs: no natural EXDEV");
-    }
-    let output = run(cfrfix()
-        .arg("--check")
-        .arg(source.path())
-        .arg(destination.path()));
-    let report = describe(&output);
-    assert_eq!(output.status.code(), Some(0), "{report}");
-    let stdout = text(&output.stdout);
-    let line = |prefix: &str| {
-        stdout
-            .lines()
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no '{prefix}' line:\n{report}"))
-            .to_string()
-    };
-    assert!(line("kernel:").contains("EXDEV (errno 18"), "{report}");
-    assert!(
-        line("through cfrfix:").contains("contents verified"),
-        "{report}"
-    );
-    assert!(
-        stdout.contains("kernel said EXDEV"),
-        "the fallback log line:\n{report}"
-    );
-    assert!(stdout.contains("LD_PRELOAD:"), "{report}");
-    assert!(stdout.contains("/etc/ld.so.preload:"), "{report}");
-    for dir in [source.path(), destination.path()] {
-        let left: Vec<_> = fs::read_dir(dir).expect("read_dir").collect();
-        assert!(
-            left.is_empty(),
-            "--check left files in {}: {left:?}",
-            dir.display()
-        );
-    }
-}
-
-#[test]
-fn check_reports_a_native_copy_within_tmpfs() {
-    let dir = ScratchDir::tmpfs("deploy-check-same");
-    let output = run(cfrfix().arg("--check").arg(dir.path()));
-    let report = describe(&output);
-    assert_eq!(output.status.code(), Some(0), "{report}");
-    let stdout = text(&output.stdout);
-    assert!(
-        stdout.contains("kernel:         copied 262144 bytes"),
-        "{report}"
-    );
-    assert!(
-        !stdout.contains("kernel said"),
-        "no fallback expected:\n{report}"
-    );
-}
-
-#[test]
-fn check_fails_when_cfrfix_is_switched_off() {
-    let source = ScratchDir::tmpfs("deploy-check-off-src");
-    let destination = ScratchDir::rootfs("deploy-check-off-dst");
-    if tmpfs_magic(destination.path()) {
-        return skip("the rootfs scratch directory is on tmpfs: no natural EXDEV");
-    }
-    let output = run(cfrfix()
-        .env("CFRFIX_MODE", "off")
-        .arg("--check")
-        .arg(source.path())
-        .arg(destination.path()));
-    let report = describe(&output);
-    assert_eq!(output.status.code(), Some(1), "{report}");
-    assert!(text(&output.stdout).contains("CFRFIX_MODE=off"), "{report}");
-}
-
-// ---------------------------------------------------------------------------------
-// --enosys
-
-/// A static C program: copy_file_range(argv[1] -> argv[2]) through the raw system call, as
-/// a static binary or a Go program does it; prints `copied N` or `errno N`.
-const STATIC_COPY_C: &str = r#"
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-int main(int argc, char **argv) {
-    if (argc != 3) return 2;
-    int in = open(argv[1], O_RDONLY), out = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (in < 0 || out < 0) return 2;
-    long n = syscall(SYS_copy_file_range, in, NULL, out, NULL, 65536L, 0);
-    if (n < 0) { printf("errno %d\n", errno); return 1; }
-    printf("copied %ld\n", n);
-    return 0;
-}
-"#;
-
-fn build_static_copy_program(dir: &Path) -> Option<PathBuf> {
-    if !have_command("gcc") {
-        return None;
-    }
-    let source = dir.join("static-copy.c");
-    let program = dir.join("static-copy");
-    fs::write(&source, STATIC_COPY_C).expect("write C source");
-    let built = Command::new("gcc")
-        .args(["-static", "-O1", "-o"])
-        .arg(&program)
-        .arg(&source)
-        .output()
-        .ok()?;
-    built.status.success().then_some(program)
-}
-
-#[test]
-fn enosys_makes_a_static_program_see_enosys() {
-    let dir = ScratchDir::tmpfs("deploy-enosys-static");
-    let Some(program) = build_static_copy_program(dir.path()) else {
-        return skip("gcc -static cannot build a static program here (gcc or libc.a missing)");
-    };
-    write_test_file(&dir.path().join("src"), 4096);
-    let args = [dir.path().join("src"), dir.path().join("dst")];
-
-    let plain = run(Command::new(&program).args(&args));
-    assert_eq!(
-        text(&plain.stdout).trim(),
-        "copied 4096",
-        "{}",
-        describe(&plain)
-    );
-
-    let under_enosys = run(cfrfix().arg("--enosys").arg(&program).args(&args));
-    assert_eq!(
-        text(&under_enosys.stdout).trim(),
-        format!("errno {ENOSYS}"),
-        "{}",
-        describe(&under_enosys)
-    );
-}
-
-#[test]
-fn enosys_makes_python_see_enosys() {
-    let Some(python) = python3() else {
-        return skip("python3 not installed");
-    };
-    let dir = ScratchDir::tmpfs("deploy-enosys-python");
-    write_test_file(&dir.path().join("src"), 4096);
-    let output = run(cfrfix()
-        .args(["--enosys", &python, "-c", PYTHON_COPY])
-        .arg(dir.path().join("src"))
-        .arg(dir.path().join("dst")));
-    assert_eq!(
-        text(&output.stdout).trim(),
-        format!("errno {ENOSYS}"),
-        "{}",
-        describe(&output)
-    );
-}
-
-#[test]
-fn enosys_lets_cp_copy_by_itself() {
-    let dir = ScratchDir::tmpfs("deploy-enosys-cp");
-    let content = write_test_file(&dir.path().join("src"), 300_000);
-    let output = run(cfrfix()
-        .args(["--enosys", "cp", "--reflink=never"])
-        .arg(dir.path().join("src"))
-        .arg(dir.path().join("dst")));
-    assert!(output.status.success(), "{}", describe(&output));
-    assert_eq!(fs::read(dir.path().join("dst")).expect("dst"), content);
-}
 
 // ---------------------------------------------------------------------------------
 // install.sh / uninstall.sh into a temporary prefix
 
 /// What install.sh puts under PREFIX, with the mode each file must have.
-const INSTALLED_FILES: [(&str, u32); 8] = [
+const INSTALLED_FILES: [(&str, u32); 13] = [
     ("bin/cfrfix", 0o755),
     ("lib/cfrfix/libcfrfix.so", 0o644),
     ("lib/cfrfix/cfrfix-check", 0o755),
+    ("lib/cfrfix/cfrfix-check-copy", 0o755),
     ("lib/cfrfix/cfrfix-inject", 0o755),
     ("lib/cfrfix/cfrfix-system-wide", 0o755),
+    ("share/man/man1/cfrfix.1", 0o644),
     ("share/doc/cfrfix/deployment.md", 0o644),
     ("share/doc/cfrfix/cfrfix.conf.example", 0o644),
     ("share/doc/cfrfix/systemd-dropin-cfrfix.conf", 0o644),
+    ("share/doc/cfrfix/CHANGELOG.md", 0o644),
+    ("share/doc/cfrfix/LICENSE-MIT", 0o644),
+    ("share/doc/cfrfix/LICENSE-APACHE", 0o644),
 ];
+
+/// install.sh or uninstall.sh with this test profile's build (`CFRFIX_ARTEFACT_DIR`).
+fn install_script(name: &str) -> Command {
+    let mut command = Command::new(script(name));
+    command
+        .env("CFRFIX_ARTEFACT_DIR", artefact_dir())
+        .env_remove("LD_PRELOAD");
+    command
+}
 
 fn read_if_exists(path: &str) -> Option<Vec<u8>> {
     fs::read(path).ok()
@@ -438,9 +63,7 @@ fn install_and_uninstall_into_a_temporary_prefix() {
     let prefix = scratch.path().join("prefix");
     let preload_before = read_if_exists("/etc/ld.so.preload");
 
-    let install = run(Command::new(script("install.sh"))
-        .arg("--prefix")
-        .arg(&prefix));
+    let install = run(install_script("install.sh").arg("--prefix").arg(&prefix));
     assert!(install.status.success(), "{}", describe(&install));
     for (file, mode) in INSTALLED_FILES {
         let path = prefix.join(file);
@@ -474,9 +97,19 @@ fn install_and_uninstall_into_a_temporary_prefix() {
     let enosys = run(Command::new(&installed).args(["--enosys", "true"]));
     assert!(enosys.status.success(), "{}", describe(&enosys));
 
-    let uninstall = run(Command::new(script("uninstall.sh"))
-        .arg("--prefix")
-        .arg(&prefix));
+    let manual = run(Command::new("man")
+        .env("MANWIDTH", "80")
+        .arg("-l")
+        .arg(prefix.join("share/man/man1/cfrfix.1")));
+    if manual.status.success() {
+        assert!(
+            text(&manual.stdout).contains("cfrfix - run a program"),
+            "{}",
+            describe(&manual)
+        );
+    }
+
+    let uninstall = run(install_script("uninstall.sh").arg("--prefix").arg(&prefix));
     assert!(uninstall.status.success(), "{}", describe(&uninstall));
     for (file, _) in INSTALLED_FILES {
         assert!(!prefix.join(file).exists(), "{file} left behind");
@@ -494,6 +127,94 @@ fn install_and_uninstall_into_a_temporary_prefix() {
         preload_before,
         "a plain install must not touch /etc/ld.so.preload"
     );
+}
+
+/// `install.sh ARGS` as an unprivileged user (nobody, through setpriv) when the tests run as
+/// root, as the test's own user otherwise.
+fn install_unprivileged(args: &[&std::ffi::OsStr]) -> Output {
+    let mut command = if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(script("install.sh"));
+        c
+    } else {
+        Command::new(script("install.sh"))
+    };
+    run(command
+        .env("CFRFIX_ARTEFACT_DIR", artefact_dir())
+        .env_remove("LD_PRELOAD")
+        .args(args))
+}
+
+#[test]
+fn install_refuses_prefixes_the_installed_command_cannot_use() {
+    let scratch = ScratchDir::rootfs("deploy-install-prefix");
+    for name in [
+        "with space",
+        "with:colon",
+        "with$dollar",
+        "with#hash",
+        "tab\there",
+    ] {
+        let prefix = scratch.path().join(name);
+        let output = run(install_script("install.sh").arg("--prefix").arg(&prefix));
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{name}: {}",
+            describe(&output)
+        );
+        assert!(
+            text(&output.stderr).contains("choose another --prefix"),
+            "{name}: {}",
+            describe(&output)
+        );
+        assert!(!prefix.exists(), "{name}: install.sh created the prefix");
+    }
+    assert!(
+        fs::read_dir(scratch.path())
+            .expect("read_dir")
+            .next()
+            .is_none()
+    );
+}
+
+#[test]
+fn install_checks_permissions_before_changing_anything() {
+    if is_root() && !have_command("setpriv") {
+        return skip("setpriv(1) not installed: cannot run install.sh unprivileged");
+    }
+    let scratch = ScratchDir::rootfs("deploy-install-perms");
+    let prefix = scratch.path().join("prefix");
+    // --system-wide: root first, even where the prefix could be written.
+    fs::set_permissions(scratch.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
+    let output = install_unprivileged(&[
+        "--prefix".as_ref(),
+        prefix.as_os_str(),
+        "--system-wide".as_ref(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        text(&output.stderr).contains("--system-wide needs root"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        !prefix.exists(),
+        "install.sh changed something before failing"
+    );
+    // A prefix that cannot be written.
+    if is_root() {
+        fs::set_permissions(scratch.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+        let output = install_unprivileged(&["--prefix".as_ref(), prefix.as_os_str()]);
+        assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+        assert!(
+            text(&output.stderr).contains("is not writable"),
+            "{}",
+            describe(&output)
+        );
+        assert!(!prefix.exists());
+    }
 }
 
 #[test]
@@ -576,7 +297,7 @@ fn injected_python_copy(etc: &PrivateEtc, dir: &Path, extra_env: &[(&str, &str)]
 
 /// `bash scripts/install.sh --prefix PREFIX --system-wide` inside the namespace; must succeed.
 fn install_system_wide(etc: &PrivateEtc, prefix: &Path) {
-    let install = run(&mut etc.command(
+    let mut command = etc.command(
         "bash",
         &[
             script("install.sh").as_os_str(),
@@ -584,7 +305,8 @@ fn install_system_wide(etc: &PrivateEtc, prefix: &Path) {
             prefix.as_os_str(),
             "--system-wide".as_ref(),
         ],
-    ));
+    );
+    let install = run(command.env("CFRFIX_ARTEFACT_DIR", artefact_dir()));
     assert!(install.status.success(), "{}", describe(&install));
 }
 

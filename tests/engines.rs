@@ -38,7 +38,6 @@ const SRC_SIZE: u64 = 12 * MIB + 17;
 
 /// The source file (on tmpfs, which reports holes at page granularity) and its bytes.
 struct SparseSource {
-    _dir: ScratchDir,
     path: PathBuf,
     bytes: Vec<u8>,
     blocks: u64,
@@ -47,8 +46,9 @@ struct SparseSource {
 fn sparse_source() -> &'static SparseSource {
     static SOURCE: OnceLock<SparseSource> = OnceLock::new();
     SOURCE.get_or_init(|| {
-        let dir = ScratchDir::tmpfs("engines-src");
-        let path = dir.path().join("sparse");
+        // A static is never dropped: the directory goes when the test process exits.
+        let dir = common::scratch_dir_for_process("/dev/shm", "engines-src");
+        let path = dir.join("sparse");
         let file = fs::File::create(&path).expect("create sparse source");
         let mut bytes = vec![0u8; SRC_SIZE as usize];
         for (i, &(offset, len)) in EXTENTS.iter().enumerate() {
@@ -64,7 +64,6 @@ fn sparse_source() -> &'static SparseSource {
         // its data is about 1.6 MiB of 12 MiB.
         assert!(blocks * 512 < 2 * MIB, "source not sparse: {blocks} blocks");
         SparseSource {
-            _dir: dir,
             path,
             bytes,
             blocks,

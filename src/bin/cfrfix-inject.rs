@@ -28,7 +28,7 @@ The filter needs no_new_privs, which PROGRAM and its children inherit: set-user-
 and file capabilities do not raise privileges under this tool.
 
 Exit status: PROGRAM's, or 2 for bad usage, 1 if the filter cannot be installed,
-127 if PROGRAM cannot be executed.";
+127 if PROGRAM is not found, 126 if it cannot be executed.";
 
 /// Errno names accepted on the command line. ENOTSUPP (524) is the kernel-internal
 /// value that has no libc name; the kernel can still leak it to user space.
@@ -220,7 +220,12 @@ fn main() -> ExitCode {
         "cfrfix-inject: cannot execute {}: {e}",
         program.to_string_lossy()
     );
-    ExitCode::from(127)
+    // The shell's codes: 127 for a program that is not there, 126 for one that cannot run.
+    if e.kind() == std::io::ErrorKind::NotFound {
+        ExitCode::from(127)
+    } else {
+        ExitCode::from(126)
+    }
 }
 
 #[cfg(test)]

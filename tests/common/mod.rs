@@ -4,12 +4,15 @@
 //! reporting.
 #![allow(dead_code)]
 
+pub mod command;
+
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -24,14 +27,36 @@ pub fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The preload library under test. `cargo test` builds the cdylib next to the tests.
+/// The preload library under test, built for the tests' profile if it is missing: `cargo test`
+/// builds the tools the tests run, but not a `cdylib` (nothing links it), so a fresh clone has
+/// none. Built once per test process; cargo's own lock orders concurrent test processes.
 pub fn cdylib() -> PathBuf {
+    static BUILT: Mutex<()> = Mutex::new(());
     let p = profile_dir().join("libcfrfix.so");
-    assert!(
-        p.exists(),
-        "{} missing: run `cargo build` for this profile first",
-        p.display()
-    );
+    let _once = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !p.exists() {
+        let profile = match profile_dir().file_name().and_then(OsStr::to_str) {
+            Some("debug") => "dev".to_string(),
+            Some(name) => name.to_string(),
+            None => panic!("cannot tell the profile of {}", profile_dir().display()),
+        };
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args([
+                "build",
+                "--quiet",
+                "--lib",
+                "--profile",
+                &profile,
+                "--manifest-path",
+            ])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
+        let built = cargo
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {cargo:?}: {e}"));
+        assert!(built.success(), "{cargo:?} failed: {built}");
+    }
+    assert!(p.exists(), "{} missing after building it", p.display());
     p
 }
 
@@ -63,6 +88,29 @@ impl ScratchDir {
     pub fn path(&self) -> &Path {
         &self.0
     }
+}
+
+/// A directory for the whole test process (a shared fixture in a `static`, which is never
+/// dropped): removed when the process exits, through `atexit`.
+pub fn scratch_dir_for_process(base: &str, tag: &str) -> PathBuf {
+    static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    extern "C" fn remove_all() {
+        let dirs = std::mem::take(&mut *DIRS.lock().unwrap_or_else(|e| e.into_inner()));
+        for dir in dirs {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+    let scratch = ScratchDir::new_in(base, tag);
+    let path = scratch.0.clone();
+    std::mem::forget(scratch);
+    let mut dirs = DIRS.lock().unwrap_or_else(|e| e.into_inner());
+    if dirs.is_empty() {
+        // SAFETY: `remove_all` is an `extern "C" fn()` that does not unwind (errors ignored).
+        let registered = unsafe { libc::atexit(remove_all) } == 0;
+        assert!(registered, "atexit failed");
+    }
+    dirs.push(path.clone());
+    path
 }
 
 impl Drop for ScratchDir {
@@ -97,11 +145,16 @@ impl Rng {
     }
 }
 
-/// Reports a skipped test. Written to the real stderr rather than with `eprintln!`,
-/// which the test harness captures and hides for passing tests: a skip must show up
-/// in the CI log.
+/// Reports a skipped test: `SKIPPED: <test name>: <reason>`. Written to the real stderr rather
+/// than with `eprintln!`, which the test harness captures and hides for passing tests: a skip
+/// must show up in the CI log, where `.ci/run` counts each skipped test once (by its name, which
+/// the harness gives the test's thread) and not as passed.
 pub fn skip(reason: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {reason}");
+    let line = match std::thread::current().name() {
+        Some(test) if test != "main" => format!("SKIPPED: {test}: {reason}"),
+        _ => format!("SKIPPED: {reason}"),
+    };
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 pub fn is_root() -> bool {

@@ -1,0 +1,277 @@
+//! Facts about this machine: filesystems, the kernel, the OpenZFS module, and whether the
+//! library could write its log at a path.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+const ZFS_SUPER_MAGIC: i64 = 0x2fc1_2fc1;
+
+/// `statfs(2)` magic numbers of common filesystems, for when /proc/self/mountinfo has no answer.
+const MAGIC_NAMES: &[(i64, &str)] = &[
+    (0x0102_1994, "tmpfs"),
+    (0xef53, "ext2/ext3/ext4"),
+    (0x5846_5342, "xfs"),
+    (0x9123_683e, "btrfs"),
+    (ZFS_SUPER_MAGIC, "zfs"),
+    (0x6969, "nfs"),
+    (0xff53_4d42, "cifs"),
+    (0xfe53_4d42, "smb2"),
+    (0x794c_7630, "overlay"),
+    (0x6573_5546, "fuse"),
+    (0x00c3_6400, "ceph"),
+    (0x9fa0, "proc"),
+    (0x6265_6572, "sysfs"),
+    (0xf15f, "ecryptfs"),
+];
+
+fn statfs_magic(path: &Path) -> Option<i64> {
+    let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: all-zero is a valid statfs (plain integers); statfs writes only into it and
+    // reads the NUL-terminated path.
+    unsafe {
+        let mut buf: libc::statfs = std::mem::zeroed();
+        (libc::statfs(c_path.as_ptr(), &mut buf) == 0).then_some(buf.f_type as i64)
+    }
+}
+
+/// The type of the filesystem holding `path`, as the kernel names it in /proc/self/mountinfo
+/// (`ext4`, `tmpfs`, `zfs`, `fuse.sshfs`); the superblock magic when that has no answer.
+pub fn filesystem_name(path: &Path) -> String {
+    if let Some(name) = mountinfo_type(path) {
+        return name;
+    }
+    match statfs_magic(path) {
+        Some(magic) => MAGIC_NAMES.iter().find(|(m, _)| *m == magic).map_or_else(
+            || format!("filesystem magic {magic:#x}"),
+            |(_, n)| n.to_string(),
+        ),
+        None => "unknown filesystem".to_string(),
+    }
+}
+
+/// The mount whose device is `path`'s and whose mount point is the longest prefix of it.
+fn mountinfo_type(path: &Path) -> Option<String> {
+    let dev = std::fs::metadata(path).ok()?.dev();
+    let wanted = format!("{}:{}", libc::major(dev), libc::minor(dev));
+    let canonical = std::fs::canonicalize(path).ok()?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut best: Option<(usize, String)> = None;
+    for line in mountinfo.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (Some(device), Some(mount_point)) = (fields.get(2), fields.get(4)) else {
+            continue;
+        };
+        let Some(dash) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
+        let Some(fstype) = fields.get(dash + 1) else {
+            continue;
+        };
+        let mount_point = unescape_mountinfo(mount_point);
+        if *device != wanted || !canonical.starts_with(&mount_point) {
+            continue;
+        }
+        let depth = mount_point.as_os_str().len();
+        if best.as_ref().is_none_or(|(d, _)| depth >= *d) {
+            best = Some((depth, fstype.to_string()));
+        }
+    }
+    best.map(|(_, name)| name)
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\040`-style octal escapes.
+fn unescape_mountinfo(field: &str) -> PathBuf {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|digits| b == b'\\' && digits.iter().all(|d| (b'0'..=b'7').contains(d)))
+            .map(|d| d.iter().fold(0u32, |v, d| v * 8 + u32::from(d - b'0')));
+        match octal.and_then(|v| u8::try_from(v).ok()) {
+            Some(v) => {
+                out.push(v);
+                i += 4;
+            }
+            None => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsStr::from_bytes(&out))
+}
+
+pub fn is_zfs(path: &Path) -> bool {
+    statfs_magic(path) == Some(ZFS_SUPER_MAGIC)
+}
+
+/// The running kernel's release (`uname -r`), or the test-only `CFRFIX_CHECK_KERNEL_RELEASE`.
+pub fn kernel_release() -> String {
+    if let Some(release) = std::env::var_os("CFRFIX_CHECK_KERNEL_RELEASE") {
+        return release.to_string_lossy().into_owned();
+    }
+    // SAFETY: all-zero is a valid utsname; uname fills it with NUL-terminated strings.
+    unsafe {
+        let mut names: libc::utsname = std::mem::zeroed();
+        if libc::uname(&mut names) != 0 {
+            return "unknown".to_string();
+        }
+        std::ffi::CStr::from_ptr(names.release.as_ptr())
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// Where the running OpenZFS module's version is: `/sys/module/zfs/version`, below the
+/// test-only `CFRFIX_CHECK_SYSFS` instead of `/sys` when that is set.
+pub fn zfs_version_file() -> PathBuf {
+    let sysfs = std::env::var_os("CFRFIX_CHECK_SYSFS").unwrap_or_else(|| "/sys".into());
+    Path::new(&sysfs).join("module/zfs/version")
+}
+
+/// `a directory`, `a FIFO`, ... for the `S_IFMT` bits of a mode.
+pub fn file_type_name(file_type: u32) -> &'static str {
+    match file_type & libc::S_IFMT {
+        libc::S_IFDIR => "directory",
+        libc::S_IFIFO => "FIFO",
+        libc::S_IFCHR => "character device",
+        libc::S_IFBLK => "block device",
+        libc::S_IFSOCK => "socket",
+        libc::S_IFLNK => "symbolic link",
+        libc::S_IFREG => "regular file",
+        _ => "special file",
+    }
+}
+
+fn can_access(path: &Path, mode: libc::c_int) -> Result<(), std::io::Error> {
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: access reads the NUL-terminated path only.
+    if unsafe { libc::access(c_path.as_ptr(), mode) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn uid() -> u32 {
+    // SAFETY: getuid has no preconditions.
+    unsafe { libc::getuid() }
+}
+
+/// Why the library could not write its log at `path` in a process of this user, or None if it
+/// can. The library's rules: an absolute path; the last component is never followed if it is a
+/// symbolic link (O_NOFOLLOW); only a regular file with one link is written; it is created if
+/// missing.
+pub fn log_destination_problem(path: &Path) -> Option<String> {
+    if !path.is_absolute() {
+        return Some(format!(
+            "{}: not an absolute path (the library would resolve it in each program's \
+             working directory, so it refuses it)",
+            path.display()
+        ));
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) => {
+            let file_type = metadata.file_type();
+            if file_type.is_symlink() {
+                return Some(format!(
+                    "{}: a symbolic link, which the library never follows (for standard error, \
+                     use 'stderr')",
+                    path.display()
+                ));
+            }
+            if !file_type.is_file() {
+                let what = if file_type.is_fifo() {
+                    "a FIFO"
+                } else if metadata.is_dir() {
+                    "a directory"
+                } else {
+                    "not a regular file"
+                };
+                return Some(format!(
+                    "{}: {what}; the library writes only to a regular file",
+                    path.display()
+                ));
+            }
+            if metadata.nlink() > 1 {
+                return Some(format!(
+                    "{}: has {} hard links; the library writes only to a file with one link",
+                    path.display(),
+                    metadata.nlink()
+                ));
+            }
+            can_access(path, libc::W_OK).err().map(|e| {
+                format!(
+                    "{}: cannot be written by uid {} ({e})",
+                    path.display(),
+                    uid()
+                )
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = path.parent().unwrap_or(Path::new("/"));
+            match std::fs::metadata(parent) {
+                Ok(m) if m.is_dir() => can_access(parent, libc::W_OK | libc::X_OK).err().map(|e| {
+                    format!(
+                        "{}: does not exist, and uid {} cannot create it in {} ({e})",
+                        path.display(),
+                        uid(),
+                        parent.display()
+                    )
+                }),
+                Ok(_) => Some(format!(
+                    "{}: {} is not a directory",
+                    path.display(),
+                    parent.display()
+                )),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+                    "{}: the directory {} does not exist",
+                    path.display(),
+                    parent.display()
+                )),
+                Err(e) => Some(format!("{}: {e}", path.display())),
+            }
+        }
+        Err(e) => Some(format!("{}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(
+            unescape_mountinfo("/mnt/with\\040space"),
+            PathBuf::from("/mnt/with space")
+        );
+        assert_eq!(unescape_mountinfo("/plain"), PathBuf::from("/plain"));
+        assert_eq!(unescape_mountinfo("/end\\"), PathBuf::from("/end\\"));
+    }
+
+    #[test]
+    fn log_destinations() {
+        assert!(log_destination_problem(Path::new("relative.log")).is_some());
+        assert!(
+            log_destination_problem(Path::new("/nonexistent-dir-cfrfix/x.log"))
+                .unwrap()
+                .contains("does not exist")
+        );
+        assert!(
+            log_destination_problem(Path::new("/"))
+                .unwrap()
+                .contains("a directory")
+        );
+        assert!(
+            log_destination_problem(Path::new("/dev/stderr"))
+                .unwrap()
+                .contains("symbolic link")
+        );
+    }
+}

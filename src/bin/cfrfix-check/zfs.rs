@@ -1,0 +1,213 @@
+//! Which OpenZFS module / Linux kernel pairs are known to break copy_file_range or the hole map
+//! cfrfix's sparse copy trusts, and whether upgrading OpenZFS makes cfrfix unnecessary.
+//!
+//! Sources (see /work/shared/reference/zfs-6.8-and-failure-modes.md in the project notes):
+//! - openzfs/zfs#15930: OpenZFS 2.2.0–2.2.3 built for Linux 6.8 or later has no fallback for
+//!   the copies it cannot clone (6.8 removed `generic_copy_file_range`), so copy_file_range within
+//!   ZFS fails with EOPNOTSUPP. Fixed in 2.2.4 (PR #16017) and 2.3.0.
+//! - openzfs/zfs#15526: 2.2.0 and 2.2.1 can answer SEEK_DATA/SEEK_HOLE with a hole over recently
+//!   written data (`dnode_is_dirty`); fixed in 2.2.2.
+//! - openzfs/zfs#15933: 2.2.3 can do the same for data written through mmap; fixed in 2.2.4.
+
+/// An OpenZFS version, from `/sys/module/zfs/version` (`2.2.3-1`, `2.3.2-2~bpo12+2`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub struct Version(pub u32, pub u32, pub u32);
+
+/// The leading `MAJOR.MINOR[.PATCH]` of a version string; None if it has none.
+pub fn parse_version(text: &str) -> Option<Version> {
+    let numeric: String = text
+        .trim()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let mut parts = numeric.split('.').map(|p| p.parse::<u32>());
+    let major = parts.next()?.ok()?;
+    let minor = parts.next()?.ok()?;
+    let patch = match parts.next() {
+        Some(p) => p.ok()?,
+        None => 0,
+    };
+    Some(Version(major, minor, patch))
+}
+
+/// A known problem of a module/kernel pair.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Problem {
+    /// #15930: copy_file_range within ZFS fails with EOPNOTSUPP.
+    NoFallbackOnLinux68,
+    /// #15526: SEEK_DATA/SEEK_HOLE can report a hole over recently written data.
+    DirtyDnodeHoles,
+    /// #15933: the same for data written through mmap.
+    MmapHoles,
+}
+
+impl Problem {
+    pub fn issue(self) -> &'static str {
+        match self {
+            Problem::NoFallbackOnLinux68 => "#15930",
+            Problem::DirtyDnodeHoles => "#15526",
+            Problem::MmapHoles => "#15933",
+        }
+    }
+
+    pub fn explanation(self) -> &'static str {
+        match self {
+            Problem::NoFallbackOnLinux68 => {
+                "OpenZFS 2.2.0 to 2.2.3 on Linux 6.8 or later: copy_file_range within ZFS fails \
+                 with EOPNOTSUPP (Ruby, systemd-sysusers, Java, Proton fail); cfrfix copies instead; \
+                 fixed in OpenZFS 2.2.4"
+            }
+            Problem::DirtyDnodeHoles => {
+                "OpenZFS 2.2.0 and 2.2.1 can report a hole over recently written data, so any copy \
+                 that skips holes (coreutils cp, cfrfix's sparse copy) can write zeros: set \
+                 sparse = off in /etc/cfrfix.conf; fixed in OpenZFS 2.2.2"
+            }
+            Problem::MmapHoles => {
+                "OpenZFS 2.2.3 can report a hole over data written through mmap, so a copy that \
+                 skips holes can write zeros: set sparse = off in /etc/cfrfix.conf; fixed in \
+                 OpenZFS 2.2.4"
+            }
+        }
+    }
+}
+
+/// The known problems of OpenZFS `zfs` on Linux `kernel` (major, minor).
+pub fn problems(zfs: Version, kernel: (u32, u32)) -> Vec<Problem> {
+    let mut found = Vec::new();
+    let broken_22 = zfs >= Version(2, 2, 0) && zfs < Version(2, 2, 4);
+    if broken_22 && kernel >= (6, 8) {
+        found.push(Problem::NoFallbackOnLinux68);
+    }
+    if zfs >= Version(2, 2, 0) && zfs < Version(2, 2, 2) {
+        found.push(Problem::DirtyDnodeHoles);
+    }
+    if zfs >= Version(2, 2, 3) && zfs < Version(2, 2, 4) {
+        found.push(Problem::MmapHoles);
+    }
+    found
+}
+
+/// `6.8.0-31-generic` → (6, 8).
+pub fn parse_kernel(release: &str) -> Option<(u32, u32)> {
+    let Version(major, minor, _) = parse_version(release)?;
+    Some((major, minor))
+}
+
+/// The report's `verdict:` and `upgrade:` lines (and explanations), for a module version text
+/// (None: unreadable) and a kernel release.
+pub fn verdict_lines(module_version: Option<&str>, kernel_release: &str) -> Vec<String> {
+    let zfs = module_version.and_then(parse_version);
+    let kernel = parse_kernel(kernel_release);
+    let (Some(zfs), Some(kernel)) = (zfs, kernel) else {
+        return vec![
+            "verdict: unknown: cannot tell the OpenZFS or kernel version".to_string(),
+            "upgrade: unknown".to_string(),
+        ];
+    };
+    let found = problems(zfs, kernel);
+    let mut lines = Vec::new();
+    if found.is_empty() {
+        lines.push(format!(
+            "verdict: not known-bad: no known copy_file_range or hole-reporting bug in OpenZFS \
+             {}.{}.{} on Linux {}.{}",
+            zfs.0, zfs.1, zfs.2, kernel.0, kernel.1
+        ));
+        lines.push(
+            "upgrade: not needed: within ZFS the kernel copies by itself here; cfrfix is needed \
+             only where the kernel refuses (see \"kernel answer\")"
+                .to_string(),
+        );
+        return lines;
+    }
+    let issues: Vec<&str> = found.iter().map(|p| p.issue()).collect();
+    lines.push(format!(
+        "verdict: known-bad: openzfs/zfs {}",
+        issues.join(", ")
+    ));
+    for problem in &found {
+        lines.push(format!("  {}: {}", problem.issue(), problem.explanation()));
+    }
+    if found.contains(&Problem::NoFallbackOnLinux68) {
+        lines.push(
+            "upgrade: makes cfrfix unnecessary: OpenZFS 2.2.4 or later copies within ZFS by \
+             itself on this kernel (copies between filesystems may still need cfrfix)"
+                .to_string(),
+        );
+    } else {
+        lines.push(
+            "upgrade: recommended: OpenZFS 2.2.4 or later reports holes correctly; within ZFS \
+             the kernel copies by itself on this kernel, so cfrfix is not what makes copies work \
+             here"
+                .to_string(),
+        );
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("2.2.3-1"), Some(Version(2, 2, 3)));
+        assert_eq!(parse_version("2.3.2-2~bpo12+2\n"), Some(Version(2, 3, 2)));
+        assert_eq!(parse_version("2.2.0-rc4"), Some(Version(2, 2, 0)));
+        assert_eq!(parse_version("0.8.6"), Some(Version(0, 8, 6)));
+        assert_eq!(parse_version("2.2"), Some(Version(2, 2, 0)));
+        assert_eq!(parse_version("zfs"), None);
+        assert_eq!(parse_kernel("6.8.0-31-generic"), Some((6, 8)));
+        assert_eq!(parse_kernel("6.12.48+deb13-amd64"), Some((6, 12)));
+        assert_eq!(parse_kernel("5.15.0"), Some((5, 15)));
+    }
+
+    /// The decision table: (OpenZFS, kernel) → the known problems.
+    #[test]
+    fn decision_table() {
+        use Problem::*;
+        let cases: &[(&str, &str, &[Problem])] = &[
+            ("2.1.15-1", "6.8.0", &[]),
+            ("2.2.0-1", "6.7.12", &[DirtyDnodeHoles]),
+            ("2.2.0-1", "6.8.0", &[NoFallbackOnLinux68, DirtyDnodeHoles]),
+            ("2.2.1-1", "6.8.9", &[NoFallbackOnLinux68, DirtyDnodeHoles]),
+            ("2.2.2-1", "6.8.0", &[NoFallbackOnLinux68]),
+            ("2.2.2-1", "6.6.30", &[]),
+            (
+                "2.2.3-1",
+                "6.8.0-31-generic",
+                &[NoFallbackOnLinux68, MmapHoles],
+            ),
+            ("2.2.3-1", "6.7.0", &[MmapHoles]),
+            ("2.2.3-1", "7.0.1", &[NoFallbackOnLinux68, MmapHoles]),
+            ("2.2.4-1", "6.8.0", &[]),
+            ("2.2.7-1", "6.12.10", &[]),
+            ("2.3.2-2~bpo12+2", "6.12.48+deb13-amd64", &[]),
+            ("2.3.0", "6.8.0", &[]),
+        ];
+        for (zfs, kernel, expected) in cases {
+            let got = problems(parse_version(zfs).unwrap(), parse_kernel(kernel).unwrap());
+            assert_eq!(&got, expected, "OpenZFS {zfs} on Linux {kernel}");
+        }
+    }
+
+    #[test]
+    fn verdict_lines_are_stable() {
+        let lines = verdict_lines(Some("2.2.3-1"), "6.8.0-31-generic");
+        assert_eq!(lines[0], "verdict: known-bad: openzfs/zfs #15930, #15933");
+        assert!(lines[1].starts_with("  #15930: "));
+        assert!(lines[2].starts_with("  #15933: ") && lines[2].contains("sparse = off"));
+        assert!(lines[3].starts_with("upgrade: makes cfrfix unnecessary: "));
+        let lines = verdict_lines(Some("2.2.1-1"), "6.6.0");
+        assert_eq!(lines[0], "verdict: known-bad: openzfs/zfs #15526");
+        assert!(lines.last().unwrap().starts_with("upgrade: recommended: "));
+        let lines = verdict_lines(Some("2.3.2-2~bpo12+2"), "6.12.48+deb13-amd64");
+        assert!(
+            lines[0].starts_with("verdict: not known-bad: "),
+            "{lines:?}"
+        );
+        assert!(lines[1].starts_with("upgrade: not needed: "));
+        let lines = verdict_lines(None, "6.8.0");
+        assert!(lines[0].starts_with("verdict: unknown: "));
+        assert_eq!(lines[1], "upgrade: unknown");
+    }
+}

@@ -1,0 +1,86 @@
+//! The `cfrfix` command of the checkout, run with the tools of the tests' own profile.
+
+use super::{cdylib, clean, profile_dir};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+
+pub fn script(name: &str) -> PathBuf {
+    Path::new(MANIFEST_DIR).join("scripts").join(name)
+}
+
+/// Where the library and the helpers of this test profile are (the library built if missing).
+pub fn artefact_dir() -> PathBuf {
+    cdylib();
+    profile_dir()
+}
+
+/// `scripts/cfrfix` without the test's LD_PRELOAD and CFRFIX_* settings, using this profile's
+/// artefacts (`CFRFIX_ARTEFACT_DIR`, so `cargo test` without --release tests its own build).
+pub fn cfrfix() -> Command {
+    let mut command = clean(script("cfrfix"));
+    command.env("CFRFIX_ARTEFACT_DIR", artefact_dir());
+    command
+}
+
+/// A python3 that is a real interpreter (not a version-manager shim script) if possible.
+pub fn python3() -> Option<String> {
+    if Path::new("/usr/bin/python3").exists() {
+        return Some("/usr/bin/python3".into());
+    }
+    super::have_command("python3").then(|| "python3".into())
+}
+
+/// Python that copies SRC to DST with os.copy_file_range and prints `copied N` or
+/// `errno N`.
+pub const PYTHON_COPY: &str = "
+import os, sys
+src = os.open(sys.argv[1], os.O_RDONLY)
+dst = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+total = 0
+try:
+    while True:
+        n = os.copy_file_range(src, dst, 1 << 20)
+        if n == 0:
+            break
+        total += n
+except OSError as e:
+    print('errno', e.errno)
+    sys.exit(1)
+print('copied', total)
+";
+
+pub fn write_test_file(path: &Path, len: usize) -> Vec<u8> {
+    let content: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(path, &content).expect("write test file");
+    content
+}
+
+pub fn tmpfs_magic(path: &Path) -> bool {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: statfs writes only into `buf`; `c_path` is NUL-terminated.
+    unsafe {
+        let mut buf: libc::statfs = std::mem::zeroed();
+        libc::statfs(c_path.as_ptr(), &mut buf) == 0 && buf.f_type as i64 == TMPFS_MAGIC
+    }
+}
+
+pub fn run(command: &mut Command) -> std::process::Output {
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
+}
+
+/// Some shared library other than cfrfix, to stand for a preload the user already has.
+pub fn other_preload_library() -> Option<&'static str> {
+    [
+        "/lib/x86_64-linux-gnu/libm.so.6",
+        "/usr/lib/x86_64-linux-gnu/libm.so.6",
+        "/lib/aarch64-linux-gnu/libm.so.6",
+        "/lib64/libm.so.6",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+}
