@@ -154,7 +154,7 @@ fn status_shows_where_each_setting_comes_from_and_the_library_agrees() {
     assert!(copied.status.success(), "{}", describe(&copied));
     let log = text(&copied.stderr);
     assert!(
-        log.contains("mode always") && log.contains("(engine rw)"),
+        log.contains("mode always") && log.contains("(engine rw;"),
         "{}",
         describe(&copied)
     );

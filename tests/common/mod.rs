@@ -27,14 +27,16 @@ pub fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The preload library under test, built for the tests' profile if it is missing: `cargo test`
-/// builds the tools the tests run, but not a `cdylib` (nothing links it), so a fresh clone has
-/// none. Built once per test process; cargo's own lock orders concurrent test processes.
+/// The preload library under test, brought up to date for the tests' profile: `cargo test`
+/// builds the tools the tests run, but not a `cdylib` (nothing links it), so without this a
+/// fresh clone has no library and an edited one would be tested stale. `cargo build --lib` runs
+/// once per test process (a no-op when the library is current); cargo's own lock orders
+/// concurrent test processes.
 pub fn cdylib() -> PathBuf {
-    static BUILT: Mutex<()> = Mutex::new(());
+    static BUILT: Mutex<bool> = Mutex::new(false);
     let p = profile_dir().join("libcfrfix.so");
-    let _once = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if !p.exists() {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !*built {
         let profile = match profile_dir().file_name().and_then(OsStr::to_str) {
             Some("debug") => "dev".to_string(),
             Some(name) => name.to_string(),
@@ -51,10 +53,11 @@ pub fn cdylib() -> PathBuf {
                 "--manifest-path",
             ])
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
-        let built = cargo
+        let status = cargo
             .status()
             .unwrap_or_else(|e| panic!("cannot run {cargo:?}: {e}"));
-        assert!(built.success(), "{cargo:?} failed: {built}");
+        assert!(status.success(), "{cargo:?} failed: {status}");
+        *built = true;
     }
     assert!(p.exists(), "{} missing after building it", p.display());
     p

@@ -1,13 +1,17 @@
 //! Which OpenZFS module / Linux kernel pairs are known to break copy_file_range or the hole map
-//! cfrfix's sparse copy trusts, and whether upgrading OpenZFS makes cfrfix unnecessary.
+//! (SEEK_DATA/SEEK_HOLE), and whether upgrading OpenZFS makes cfrfix unnecessary.
 //!
-//! Sources (see /work/shared/reference/zfs-6.8-and-failure-modes.md in the project notes):
+//! Sources: the OpenZFS issues and pull requests below, and the META files of the releases
+//! (Linux-Maximum).
 //! - openzfs/zfs#15930: OpenZFS 2.2.0–2.2.3 built for Linux 6.8 or later has no fallback for
 //!   the copies it cannot clone (6.8 removed `generic_copy_file_range`), so copy_file_range within
 //!   ZFS fails with EOPNOTSUPP. Fixed in 2.2.4 (PR #16017) and 2.3.0.
 //! - openzfs/zfs#15526: 2.2.0 and 2.2.1 can answer SEEK_DATA/SEEK_HOLE with a hole over recently
-//!   written data (`dnode_is_dirty`); fixed in 2.2.2.
+//!   written data (`dnode_is_dirty`), and block cloning could corrupt copies; fixed in 2.2.2.
 //! - openzfs/zfs#15933: 2.2.3 can do the same for data written through mmap; fixed in 2.2.4.
+//!
+//! cfrfix never asks for holes (issue 9), so these two hurt other programs and the kernel's own
+//! copy; `mode = always` keeps the kernel's copy out of every program cfrfix is loaded into.
 
 /// An OpenZFS version, from `/sys/module/zfs/version` (`2.2.3-1`, `2.3.2-2~bpo12+2`).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -58,14 +62,18 @@ impl Problem {
                  fixed in OpenZFS 2.2.4"
             }
             Problem::DirtyDnodeHoles => {
-                "OpenZFS 2.2.0 and 2.2.1 can report a hole over recently written data, so any copy \
-                 that skips holes (coreutils cp, cfrfix's sparse copy) can write zeros: set \
-                 sparse = off in /etc/cfrfix.conf; fixed in OpenZFS 2.2.2"
+                "OpenZFS 2.2.0 and 2.2.1 can report a hole over recently written data and corrupt \
+                 cloned files, so programs that skip holes (coreutils cp) and the kernel's own \
+                 copy can write zeros; cfrfix never asks where the holes are: set mode = always \
+                 in /etc/cfrfix.conf so that the kernel is never asked to copy; fixed in OpenZFS \
+                 2.2.2"
             }
             Problem::MmapHoles => {
-                "OpenZFS 2.2.3 can report a hole over data written through mmap, so a copy that \
-                 skips holes can write zeros: set sparse = off in /etc/cfrfix.conf; fixed in \
-                 OpenZFS 2.2.4"
+                "OpenZFS 2.2.3 can report a hole over data written through mmap and corrupt \
+                 cloned files, so programs that skip holes and the kernel's own copy can write \
+                 zeros; cfrfix never asks where the holes are: set mode = always in \
+                 /etc/cfrfix.conf so that the kernel is never asked to copy; fixed in OpenZFS \
+                 2.2.4"
             }
         }
     }
@@ -135,9 +143,9 @@ pub fn verdict_lines(module_version: Option<&str>, kernel_release: &str) -> Vec<
         );
     } else {
         lines.push(
-            "upgrade: recommended: OpenZFS 2.2.4 or later reports holes correctly; within ZFS \
-             the kernel copies by itself on this kernel, so cfrfix is not what makes copies work \
-             here"
+            "upgrade: recommended: OpenZFS 2.2.4 or later fixes the hole reporting and cloning \
+             (until then, mode = always keeps the kernel's own copy out); within ZFS the kernel \
+             copies by itself on this kernel, so cfrfix is not what makes copies work here"
                 .to_string(),
         );
     }
@@ -195,7 +203,7 @@ mod tests {
         let lines = verdict_lines(Some("2.2.3-1"), "6.8.0-31-generic");
         assert_eq!(lines[0], "verdict: known-bad: openzfs/zfs #15930, #15933");
         assert!(lines[1].starts_with("  #15930: "));
-        assert!(lines[2].starts_with("  #15933: ") && lines[2].contains("sparse = off"));
+        assert!(lines[2].starts_with("  #15933: ") && lines[2].contains("mode = always"));
         assert!(lines[3].starts_with("upgrade: makes cfrfix unnecessary: "));
         let lines = verdict_lines(Some("2.2.1-1"), "6.6.0");
         assert_eq!(lines[0], "verdict: known-bad: openzfs/zfs #15526");
