@@ -267,6 +267,29 @@ fn status_reports_an_ignored_config_file_and_the_library_ignores_it() {
     }
     let _ = fs::remove_dir(&path);
 
+    // Readable by root alone: other users' programs do not get it, and are told.
+    if have_command("setpriv") {
+        write_config(&etc, b"mode = off\n");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+        let mut command = etc.command(
+            "setpriv",
+            &[
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                script("cfrfix").to_str().expect("utf-8"),
+                "--status",
+            ],
+        );
+        let output = run(command.env("CFRFIX_ARTEFACT_DIR", artefact_dir()));
+        assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+        has_line(
+            &output,
+            "problem: /etc/cfrfix.conf: cannot be read by uid 65534 (Permission denied): programs run by this user do not get its settings",
+        );
+        has_line(&output, "mode: auto (default)");
+    }
+
     // Read whole: a setting past the first 4096 bytes applies, in the library too; an overlong
     // line is reported and skipped.
     let mut long = Vec::new();
@@ -284,7 +307,7 @@ fn status_reports_an_ignored_config_file_and_the_library_ignores_it() {
     has_line(&output, "mode: off (/etc/cfrfix.conf line 302)");
     has_line(
         &output,
-        "problem: /etc/cfrfix.conf line 301: longer than 4096 bytes: ignored",
+        "problem: /etc/cfrfix.conf line 301: 4096 bytes or longer: ignored",
     );
     let refused = library_copy(&etc, "95", &[]);
     assert_eq!(

@@ -14,8 +14,8 @@
 //! - an invalid value leaves the setting as it was (the default, or the file's value when the
 //!   environment's is invalid);
 //! - a file is read whole, up to `CONFIG_MAX_BYTES`; a longer file (or one that cannot be read to
-//!   its end) is ignored entirely rather than applied in part; a line longer than `LINE_MAX`
-//!   bytes is ignored.
+//!   its end) is ignored entirely rather than applied in part; a line of `LINE_MAX` bytes or
+//!   more (its newline not counted) is ignored.
 
 /// `CFRFIX_MODE`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -239,7 +239,7 @@ pub enum Event<'a> {
     UnknownKey { key: &'a [u8] },
     /// A file line that is not empty, a comment, `key = value` or `key: value`: ignored.
     NotASetting { text: &'a [u8] },
-    /// A file line longer than `LINE_MAX` bytes: ignored.
+    /// A file line of `LINE_MAX` bytes or more: ignored.
     LineTooLong,
 }
 
@@ -443,7 +443,8 @@ pub fn parse_line<S: Sink>(line: &[u8], number: u32, settings: &mut Settings, si
 /// The longest configuration file read; a longer one is ignored entirely.
 pub const CONFIG_MAX_BYTES: usize = 64 * 1024;
 
-/// The longest line (the read buffer, on the constructor's stack); a longer one is ignored.
+/// The read buffer, on the constructor's stack: a line must fit in it with its newline, so a
+/// line of `LINE_MAX` bytes or more is ignored.
 pub const LINE_MAX: usize = 4096;
 
 /// Why the configuration file is not used at all.

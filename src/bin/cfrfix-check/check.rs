@@ -54,8 +54,9 @@ fn zfs_section(directories: &[&Path], kernel: &str) {
     match &version {
         Ok(v) => say!("OpenZFS module: {v}"),
         Err(e) => say!(
-            "OpenZFS module: unknown (cannot read {}: {e})",
-            version_file.display()
+            "OpenZFS module: unknown (cannot read {}: {})",
+            version_file.display(),
+            system::error_text(e)
         ),
     }
     for line in zfs::verdict_lines(version.as_deref().ok(), kernel) {

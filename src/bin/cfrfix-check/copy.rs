@@ -108,8 +108,20 @@ fn anonymous_file(dir: &Path, role: &str) -> Result<File, String> {
         .create_new(true)
         .mode(0o600)
         .open(&path)
-        .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
-    std::fs::remove_file(&path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+        .map_err(|e| {
+            format!(
+                "cannot create a file in {}: {}",
+                dir.display(),
+                crate::system::error_text(&e)
+            )
+        })?;
+    std::fs::remove_file(&path).map_err(|e| {
+        format!(
+            "cannot remove {}: {}",
+            path.display(),
+            crate::system::error_text(&e)
+        )
+    })?;
     Ok(file)
 }
 
@@ -120,7 +132,13 @@ impl TestFiles {
         source
             .write_all(&content)
             .and_then(|()| source.seek(SeekFrom::Start(0)).map(drop))
-            .map_err(|e| format!("cannot write a test file in {}: {e}", source_dir.display()))?;
+            .map_err(|e| {
+                format!(
+                    "cannot write a test file in {}: {}",
+                    source_dir.display(),
+                    crate::system::error_text(&e)
+                )
+            })?;
         let destination = anonymous_file(destination_dir, "dst")?;
         Ok(TestFiles {
             source,

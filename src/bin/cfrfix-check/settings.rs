@@ -127,7 +127,7 @@ impl Sink for Tracker {
             Event::NotASetting { text: line } => {
                 format!("{at}: '{}' is not 'key = value': ignored", text(line))
             }
-            Event::LineTooLong => format!("{at}: longer than {} bytes: ignored", parse::LINE_MAX),
+            Event::LineTooLong => format!("{at}: {} bytes or longer: ignored", parse::LINE_MAX),
         };
         self.problems.push(problem);
     }
@@ -195,10 +195,11 @@ pub fn resolve() -> Resolved {
             describe_file_problem(*problem)
         )),
         ConfigState::Unreadable(e) => tracker.problems.push(format!(
-            "{CONFIG_FILE}: cannot be read by uid {} ({e}): programs run by this user do not \
+            "{CONFIG_FILE}: cannot be read by uid {} ({}): programs run by this user do not \
              get its settings",
             // SAFETY: getuid has no preconditions.
-            unsafe { libc::getuid() }
+            unsafe { libc::getuid() },
+            crate::system::error_text(e)
         )),
         ConfigState::Absent | ConfigState::Used => {}
     }

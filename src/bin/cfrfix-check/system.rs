@@ -147,6 +147,15 @@ pub fn file_type_name(file_type: u32) -> &'static str {
     }
 }
 
+/// An I/O error without std's " (os error N)" suffix: `Permission denied`.
+pub fn error_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.rsplit_once(" (os error ") {
+        Some((description, _)) => description.to_string(),
+        None => text,
+    }
+}
+
 fn can_access(path: &Path, mode: libc::c_int) -> Result<(), std::io::Error> {
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
@@ -207,9 +216,10 @@ pub fn log_destination_problem(path: &Path) -> Option<String> {
             }
             can_access(path, libc::W_OK).err().map(|e| {
                 format!(
-                    "{}: cannot be written by uid {} ({e})",
+                    "{}: cannot be written by uid {} ({})",
                     path.display(),
-                    uid()
+                    uid(),
+                    error_text(&e)
                 )
             })
         }
@@ -218,10 +228,11 @@ pub fn log_destination_problem(path: &Path) -> Option<String> {
             match std::fs::metadata(parent) {
                 Ok(m) if m.is_dir() => can_access(parent, libc::W_OK | libc::X_OK).err().map(|e| {
                     format!(
-                        "{}: does not exist, and uid {} cannot create it in {} ({e})",
+                        "{}: does not exist, and uid {} cannot create it in {} ({})",
                         path.display(),
                         uid(),
-                        parent.display()
+                        parent.display(),
+                        error_text(&e)
                     )
                 }),
                 Ok(_) => Some(format!(
@@ -234,10 +245,10 @@ pub fn log_destination_problem(path: &Path) -> Option<String> {
                     path.display(),
                     parent.display()
                 )),
-                Err(e) => Some(format!("{}: {e}", path.display())),
+                Err(e) => Some(format!("{}: {}", path.display(), error_text(&e))),
             }
         }
-        Err(e) => Some(format!("{}: {e}", path.display())),
+        Err(e) => Some(format!("{}: {}", path.display(), error_text(&e))),
     }
 }
 
