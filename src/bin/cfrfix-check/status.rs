@@ -34,7 +34,7 @@ fn log_file(settings: &Settings) -> Option<String> {
     }
 }
 
-/// Problems with the log destinations of ordinary and of secure-execution programs.
+/// The log files of ordinary and of secure-execution programs (one entry if they agree).
 fn log_destinations(resolved: &settings::Resolved) -> Vec<String> {
     let mut destinations: Vec<String> = Vec::new();
     for candidate in [
@@ -51,12 +51,10 @@ fn log_destinations(resolved: &settings::Resolved) -> Vec<String> {
     destinations
 }
 
-fn log_destination_problems(resolved: &settings::Resolved) -> Vec<String> {
-    log_destinations(resolved)
-        .iter()
-        .filter_map(|d| system::log_destination_problem(Path::new(d)))
+/// Why the library cannot log to `destination`, as a problem line; None if it can.
+fn log_destination_problem(destination: &str) -> Option<String> {
+    system::log_destination_problem(Path::new(destination))
         .map(|problem| format!("log destination {problem}: the library will log nothing there"))
-        .collect()
 }
 
 /// What the cfrfix command prints before it runs PROGRAM: every settings problem the library
@@ -64,7 +62,12 @@ fn log_destination_problems(resolved: &settings::Resolved) -> Vec<String> {
 pub fn warnings(mode_from_option: bool) {
     let resolved = settings::resolve();
     let mut lines = resolved.problems.clone();
-    lines.extend(log_destination_problems(&resolved));
+    lines.extend(
+        log_destinations(&resolved)
+            .iter()
+            .filter_map(|d| log_destination_problem(d)),
+    );
+    let problems = lines.len();
     let off = resolved.settings.mode == Some(crate::parse::Mode::Off);
     if off && !mode_from_option {
         lines.push(format!(
@@ -76,7 +79,7 @@ pub fn warnings(mode_from_option: bool) {
     for line in lines {
         let _ = writeln!(err, "cfrfix: warning: {line}");
     }
-    if !resolved.problems.is_empty() {
+    if problems > 0 {
         let _ = writeln!(err, "cfrfix: warning: details: cfrfix --status");
     }
 }
@@ -116,13 +119,12 @@ pub fn run(library: Option<&Path>) -> u8 {
         }
     }
 
-    let destination_problems = log_destination_problems(&resolved);
     for destination in log_destinations(&resolved) {
-        if system::log_destination_problem(Path::new(&destination)).is_none() {
-            say!("log destination: {destination}: can be written");
+        match log_destination_problem(&destination) {
+            None => say!("log destination: {destination}: can be written"),
+            Some(problem) => problems.push(problem),
         }
     }
-    problems.extend(destination_problems);
     if matches!(resolved.settings.log, Some(LogSetting::Stderr)) {
         say!(
             "log destination: stderr: each program's descriptor 2 (a daemon's may be a pipe \
@@ -152,11 +154,12 @@ pub fn run(library: Option<&Path>) -> u8 {
                     say!("{line}");
                 }
                 if any_missing {
-                    problems.push(format!(
+                    let problem = format!(
                         "{entry} in {} does not load into every ABI this machine runs",
                         preload::PRELOAD_FILE
-                    ));
-                    say!("problem: {}", problems.last().map_or("", String::as_str));
+                    );
+                    say!("problem: {problem}");
+                    problems.push(problem);
                 }
             }
         }
@@ -166,17 +169,9 @@ pub fn run(library: Option<&Path>) -> u8 {
         say!("library for `cfrfix PROGRAM`: {}{state}", library.display());
     }
     match problems.len() {
-        0 => {
-            say!("summary: no problems");
-            0
-        }
-        1 => {
-            say!("summary: 1 problem");
-            1
-        }
-        n => {
-            say!("summary: {n} problems");
-            1
-        }
+        0 => say!("summary: no problems"),
+        1 => say!("summary: 1 problem"),
+        n => say!("summary: {n} problems"),
     }
+    u8::from(!problems.is_empty())
 }
