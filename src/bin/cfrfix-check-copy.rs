@@ -37,6 +37,18 @@ core::arch::global_asm!(
     main = sym check_copy_main,
 );
 
+#[cfg(target_arch = "x86")]
+core::arch::global_asm!(
+    ".globl _start",
+    ".type _start,@function",
+    "_start:",
+    "xor ebp, ebp",
+    "and esp, -16",
+    "call {main}",
+    "ud2",
+    main = sym check_copy_main,
+);
+
 #[cfg(target_arch = "aarch64")]
 core::arch::global_asm!(
     ".globl _start",

@@ -143,7 +143,10 @@ pub fn run(library: &Path, source_dir: &Path, destination_dir: &Path) -> u8 {
 
     let probe = match std::env::current_exe() {
         Ok(exe) => exe.with_file_name("cfrfix-check-copy"),
-        Err(e) => return cannot_test(&format!("cannot find cfrfix-check-copy: {e}")),
+        Err(e) => {
+            let why = system::error_text(&e);
+            return cannot_test(&format!("cannot find cfrfix-check-copy: {why}"));
+        }
     };
     let through = TestFiles::create(source_dir, destination_dir)
         .and_then(|files| files.copy_through(&probe, &preload_value(library)));

@@ -192,9 +192,10 @@ impl TestFiles {
         unsafe {
             command.pre_exec(move || pass_as_3_and_4(fd_in, fd_out));
         }
-        let output = command
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", probe.display()))?;
+        let output = command.output().map_err(|e| {
+            let why = crate::system::error_text(&e);
+            format!("cannot run {}: {why}", probe.display())
+        })?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         let (result, maps) = stdout.split_once("--- maps\n").unwrap_or((&stdout, ""));
@@ -303,6 +304,36 @@ fn kernel_copy_file_range(fd_in: c_int, fd_out: c_int, len: usize) -> isize {
             in("x4") len,
             in("x5") 0usize,
             options(nostack),
+        );
+    }
+    ret
+}
+
+#[cfg(target_arch = "x86")]
+fn kernel_copy_file_range(fd_in: c_int, fd_out: c_int, len: usize) -> isize {
+    // i386: `int 0x80`, arguments in ebx, ecx, edx, esi, edi, ebp. esi and ebp cannot be named
+    // as operands (LLVM's base and frame pointers), so the upper three (off_out, len, flags)
+    // travel in memory through edi, as in the library's src/sys/arch/x86.rs.
+    let upper: [usize; 3] = [0, len, 0];
+    let ret: isize;
+    // SAFETY: copy_file_range with NULL offset pointers reads and writes only through the two
+    // descriptors; the block reads `upper` (live throughout), pushes and pops two words of its
+    // own stack, leaves esi and ebp as it found them, and declares edi clobbered.
+    unsafe {
+        std::arch::asm!(
+            "push ebp",
+            "push esi",
+            "mov esi, dword ptr [edi]",
+            "mov ebp, dword ptr [edi + 8]",
+            "mov edi, dword ptr [edi + 4]",
+            "int 0x80",
+            "pop esi",
+            "pop ebp",
+            inlateout("eax") libc::SYS_copy_file_range as isize => ret,
+            in("ebx") fd_in as isize,
+            in("ecx") 0usize,
+            in("edx") fd_out as isize,
+            inout("edi") upper.as_ptr() => _,
         );
     }
     ret

@@ -223,6 +223,8 @@ mod tests {
     fn this_machine_runs_its_own_abi() {
         let native = if cfg!(target_arch = "x86_64") {
             "x86_64"
+        } else if cfg!(target_arch = "x86") {
+            "i386"
         } else {
             "aarch64"
         };

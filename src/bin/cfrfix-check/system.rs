@@ -32,7 +32,8 @@ fn statfs_magic(path: &Path) -> Option<i64> {
     // reads the NUL-terminated path.
     unsafe {
         let mut buf: libc::statfs = std::mem::zeroed();
-        (libc::statfs(c_path.as_ptr(), &mut buf) == 0).then_some(buf.f_type as i64)
+        // The magic numbers are 32-bit; f_type is 64 bits wide on 64-bit ABIs, 32 on i386.
+        (libc::statfs(c_path.as_ptr(), &mut buf) == 0).then_some(i64::from(buf.f_type as u32))
     }
 }
 
