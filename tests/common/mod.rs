@@ -79,9 +79,13 @@ impl ScratchDir {
         std::fs::create_dir_all(&p).expect("create scratch dir");
         ScratchDir(p)
     }
-    /// On tmpfs (`/dev/shm`), where the kernel copies natively.
+    /// On tmpfs (`/dev/shm`), where the kernel copies natively; or, when `CFRFIX_TEST_DIR`
+    /// is set, below that directory (scripts/zfs-vm points it at a ZFS pool).
     pub fn tmpfs(tag: &str) -> ScratchDir {
-        ScratchDir::new_in("/dev/shm", tag)
+        match std::env::var("CFRFIX_TEST_DIR") {
+            Ok(dir) if !dir.is_empty() => ScratchDir::new_in(&dir, tag),
+            _ => ScratchDir::new_in("/dev/shm", tag),
+        }
     }
     /// On the root filesystem (not tmpfs): a copy from tmpfs to here is a natural EXDEV.
     pub fn rootfs(tag: &str) -> ScratchDir {

@@ -1,0 +1,213 @@
+#!/bin/bash
+# The ZFS tests, inside the VM that scripts/zfs-vm boots. Runs in a chroot of the host's root
+# (read-only over 9p; tmpfs on /tmp, /run, /var/tmp and /dev/shm), so every program and test
+# binary is the host's own, at its host path. Creates a pool in a file on tmpfs, runs the
+# stages named in $STAGES against directories on it, and exits 0 only if every stage passed.
+#
+# Stages (each a run of the host's cargo test binaries with CFRFIX_TEST_DIR on the pool):
+#   programs      real programs through libcfrfix.so with copy_file_range failing as 95 and 524
+#                 (tests/programs.rs, CFRFIX_TEST_ERRNOS=95,524)
+#   differential  the differential cases, native ZFS copy_file_range vs the library under
+#                 injection, for zfs_bclone_enabled 1/0 x zfs_bclone_wait_dirty 0/1
+#   data          tests/zfs.rs (dirty, mmap-written, record-sparse, compressible sources) for
+#                 zfs_dmu_offset_next_sync 1/0, on a dataset with compression and one without
+#   check         `cfrfix --check` on the pool (tests/zfs.rs, check_*)
+#
+# Usage (by /init): guest.sh ENV_FILE, where ENV_FILE sets REPO, ZFSUTILS, SHARE, STAGES and
+# BIN_programs, BIN_differential, BIN_zfs (see scripts/zfs-vm).
+set -uo pipefail
+
+# shellcheck source=/dev/null
+source "$1"
+: "${REPO:?}" "${ZFSUTILS:?}" "${SHARE:?}" "${STAGES:?}" "${CACHE_KEY:?}"
+: "${BIN_programs:?}" "${BIN_differential:?}" "${BIN_zfs:?}"
+
+readonly pool=cfrfix
+readonly image=/tmp/cfrfix-pool.img
+readonly mountpoint=/run/cfrfix-pool
+readonly params=/sys/module/zfs/parameters
+export PATH=/run/cfrfix-zfs-bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root LANG=C.UTF-8
+unset LD_PRELOAD
+
+results=()
+failures=0
+skips=0
+
+say() { printf '=== %s\n' "$*"; }
+
+# zpool and zfs from the cached zfsutils tree, with its libraries.
+install_zfs_tools() {
+    mkdir -p /run/cfrfix-zfs-bin
+    local tool
+    for tool in zpool zfs; do
+        cat >"/run/cfrfix-zfs-bin/$tool" <<EOF
+#!/bin/sh
+LD_LIBRARY_PATH=$ZFSUTILS/lib/x86_64-linux-gnu:$ZFSUTILS/usr/lib/x86_64-linux-gnu exec $ZFSUTILS/sbin/$tool "\$@"
+EOF
+        chmod +x "/run/cfrfix-zfs-bin/$tool"
+    done
+}
+
+# Sets a module parameter and checks that it took.
+set_param() {
+    echo "$2" >"$params/$1"
+    if [[ $(cat "$params/$1") != "$2" ]]; then
+        say "cannot set $1=$2"
+        return 1
+    fi
+}
+
+# The block-cloning counters (brtstats), as one line.
+clone_counters() {
+    local stats=/proc/spl/kstat/zfs/brtstats
+    [[ -r $stats ]] || { echo "(no $stats)"; return; }
+    awk 'NR > 2 && $3 != 0 { printf "%s=%s ", $1, $3 }' "$stats"
+}
+
+# stage NAME COMMAND...: runs COMMAND, records PASS/FAIL with its time and SKIPPED count.
+stage() {
+    local name=$1 started=$SECONDS output status skipped
+    shift
+    say "$name: $*"
+    output=$(mktemp /tmp/stage.XXXXXX)
+    "$@" 2>&1 | tee "$output"
+    status=${PIPESTATUS[0]}
+    skipped=$(grep -c '^SKIPPED:' "$output")
+    rm -f "$output"
+    local verdict=PASS
+    ((status == 0)) || { verdict=FAIL; failures=$((failures + 1)); }
+    skips=$((skips + skipped))
+    results+=("$(printf '%s %-60s %4ds%s' "$verdict" "$name" "$((SECONDS - started))" \
+        "$( ((skipped)) && echo " ($skipped SKIPPED)")")")
+    say "$verdict $name ($((SECONDS - started))s)"
+}
+
+# A fresh dataset mounted below $mountpoint, with extra `zfs create` options.
+fresh_dataset() {
+    local name=$1
+    shift
+    zfs destroy -r "$pool/$name" 2>/dev/null
+    zfs create "$@" "$pool/$name" || return 1
+    if [[ $(stat -f -c %T "$mountpoint/$name") != zfs ]]; then
+        say "$pool/$name is not mounted at $mountpoint/$name" >&2
+        zfs list -o name,mountpoint,mounted >&2
+        grep zfs /proc/mounts >&2
+        return 1
+    fi
+    echo "$mountpoint/$name"
+}
+
+# --- stages ---------------------------------------------------------------------------------
+
+stage_programs() {
+    local dir
+    dir=$(fresh_dataset programs) || return 1
+    # Block cloning off, as in OpenZFS 2.2.1-2.2.3 (the 6.8 bug's versions): FICLONE then fails,
+    # so programs that try it first (systemd, cp) reach copy_file_range. With cloning on, a
+    # clone of a source that a txg has synced meanwhile succeeds and copy_file_range is never
+    # called: what the program does would depend on timing.
+    set_param zfs_bclone_enabled 0 || return 1
+    stage "programs on ZFS, copy_file_range failing with 95 and 524" \
+        env CFRFIX_TEST_DIR="$dir" CFRFIX_TEST_ERRNOS=95,524 \
+        "$BIN_programs" --exact --test-threads=1 --nocapture \
+        python_os_copy_file_range ruby_io_copy_stream ruby_fileutils_cp \
+        node_fs_copy_file_sync systemd_sysusers_backup java_files_copy
+    set_param zfs_bclone_enabled 1
+}
+
+stage_differential() {
+    local dir bclone wait_dirty before
+    for bclone in 1 0; do
+        for wait_dirty in 0 1; do
+            dir=$(fresh_dataset differential) || return 1
+            set_param zfs_bclone_enabled "$bclone" && set_param zfs_bclone_wait_dirty "$wait_dirty" ||
+                return 1
+            before=$(clone_counters)
+            stage "differential, zfs_bclone_enabled=$bclone zfs_bclone_wait_dirty=$wait_dirty" \
+                env CFRFIX_TEST_DIR="$dir" "$BIN_differential" --exact --test-threads=1 \
+                native_results_cover_successes_and_each_kind_of_failure \
+                injected_errno_reaches_callers_without_the_shim \
+                shim_matches_kernel_under_eopnotsupp shim_matches_kernel_under_enotsupp
+            say "block cloning counters before: $before"
+            say "block cloning counters after:  $(clone_counters)"
+        done
+    done
+    set_param zfs_bclone_enabled 1 && set_param zfs_bclone_wait_dirty 0
+}
+
+stage_data() {
+    local dir sync compression
+    # Dirty stays dirty: a transaction group is synced only when a test asks for it (zpool sync)
+    # or dirty data piles up, never by the 5 s timer in the middle of a test.
+    set_param zfs_txg_timeout 3600 || return 1
+    zpool sync "$pool"
+    for sync in 1 0; do
+        set_param zfs_dmu_offset_next_sync "$sync" || return 1
+        for compression in on off; do
+            dir=$(fresh_dataset "data-$compression" -o compression="$compression") || return 1
+            stage "data first, zfs_dmu_offset_next_sync=$sync compression=$compression" \
+                env CFRFIX_TEST_DIR="$dir" "$BIN_zfs" --include-ignored --test-threads=1 \
+                --skip check_
+        done
+    done
+    set_param zfs_dmu_offset_next_sync 1 && set_param zfs_txg_timeout 5
+}
+
+# For investigations: runs $SHELL_COMMAND (CFRFIX_ZFS_VM_SHELL on the host) with bash, in a
+# fresh dataset ($PWD, also CFRFIX_TEST_DIR), with the pool's zpool/zfs on PATH.
+stage_shell() {
+    local dir
+    dir=$(fresh_dataset shell) || return 1
+    stage "shell: $SHELL_COMMAND" env -C "$dir" CFRFIX_TEST_DIR="$dir" bash -c "$SHELL_COMMAND"
+}
+
+stage_check() {
+    local dir
+    dir=$(fresh_dataset check) || return 1
+    stage "cfrfix --check on ZFS" \
+        env CFRFIX_TEST_DIR="$dir" "$BIN_zfs" --include-ignored --test-threads=1 --nocapture check_
+}
+
+# --- main -----------------------------------------------------------------------------------
+
+main() {
+    local started=$SECONDS
+    say "kernel $(uname -r), OpenZFS module $(<"$params/../version"), build $CACHE_KEY"
+    install_zfs_tools
+    # Modest memory: the pool's file lives in the VM's RAM too.
+    set_param zfs_arc_max $((256 << 20)) || return 1
+    if ! truncate -s 1200M "$image" ||
+        ! zpool create -f -o ashift=12 -o cachefile=none -O compression=on -O atime=off \
+            -O mountpoint="$mountpoint" "$pool" "$image"; then
+        say "zpool create failed"
+        return 1
+    fi
+    [[ $(stat -f -c %T "$mountpoint") == zfs ]] || { say "$mountpoint is not ZFS"; return 1; }
+    say "pool: $(zpool get -H -o value feature@block_cloning "$pool") block cloning;" \
+        "parameters: $(cd "$params" && grep -H . zfs_bclone_enabled zfs_bclone_wait_dirty \
+            zfs_dmu_offset_next_sync zfs_txg_timeout | tr '\n' ' ')"
+
+    local name ok
+    for name in $STAGES; do
+        case $name in
+            programs) stage_programs ;;
+            differential) stage_differential ;;
+            data) stage_data ;;
+            check) stage_check ;;
+            shell) stage_shell ;;
+            *) say "unknown stage $name"; false ;;
+        esac
+        ok=$?
+        ((ok == 0)) || { failures=$((failures + 1)); results+=("FAIL $name (setup)"); }
+    done
+
+    zpool export "$pool" || say "zpool export failed"
+    say "summary ($((SECONDS - started))s in the guest):"
+    printf '  %s\n' "${results[@]}"
+    say "$(( ${#results[@]} - failures )) passed, $failures failed, $skips SKIPPED lines"
+    ((failures == 0))
+}
+
+main 2>&1 | tee "$SHARE/log"
+exit "${PIPESTATUS[0]}"
