@@ -11,9 +11,9 @@
 //! record granularity (1 MiB of data at unaligned offsets in a large file), and compressible
 //! zeros (written zero bytes, which ZFS with compression stores as holes). Each is copied into
 //! a new file through the library, with the kernel's copy_file_range failing (injected 95) and
-//! with `CFRFIX_MODE=always`. Every copy must be byte-identical; after a pool sync, a sparse
-//! source's copy allocates at most the source's allocation + 1 MiB, and a fully allocated
-//! source's copy at least the source's allocation (minus 1 MiB).
+//! with `CFRFIX_MODE=always`. Every copy must be byte-identical; after a pool sync, a copy
+//! allocates at most the source's allocation + 1 MiB, and the copy of a source that was synced
+//! (so fully allocated where it holds data) at least the source's allocation - 1 MiB.
 //!
 //! `check_*` (ignored by `cargo test`; needs the pool): `cfrfix --check` on ZFS names the
 //! running module's version and gives a verdict for it and the kernel.
@@ -61,7 +61,11 @@ fn sync_to_disk(dir: &Path) {
             .arg("sync")
             .output()
             .expect("run zpool sync (scripts/zfs-vm puts zpool on PATH)");
-        assert!(out.status.success(), "zpool sync: {}", common::describe(&out));
+        assert!(
+            out.status.success(),
+            "zpool sync: {}",
+            common::describe(&out)
+        );
     } else {
         // SAFETY: sync has no preconditions.
         unsafe { libc::sync() };
@@ -199,7 +203,7 @@ fn pattern(seed: u64, len: usize) -> Vec<u8> {
 fn figures(what: &str, src: &Path, dst: &Path) {
     println!(
         "FIGURES: {what}: source {} bytes, {} allocated; copy {} allocated \
-         (zfs_dmu_offset_next_sync={}, compression via dataset)",
+         (zfs_dmu_offset_next_sync={})",
         fs::metadata(src).map(|m| m.len()).unwrap_or(0),
         allocated(src),
         allocated(dst),
@@ -394,38 +398,79 @@ fn synced_sparse_source_is_copied_exactly_and_stays_sparse() {
 
 // ---------------------------------------------------------------------------------------
 // Allocated sources: written zero bytes (ZFS with compression keeps them as holes; without,
-// and on tmpfs, they are allocated) and incompressible data. The copy keeps the source's
-// allocation: no more (holes stay holes), and no less (preallocated files stay allocated).
+// and on tmpfs, they are allocated) and incompressible data.
+//
+// Synced, such a source's copy keeps its allocation: no more (holes stay holes) and no less
+// (allocated zeros stay allocated). Dirty, a source on ZFS has no allocation yet (`st_blocks`
+// counts synced blocks only), so the library sees a file that may have holes, reads it, and
+// leaves its zero pages as holes: the copy may then allocate less than the source will once
+// synced (never more), and its bytes are the same.
 
-fn check_allocation_kept(tag: &str, content: &[u8]) {
+fn check_allocation(tag: &str, content: &[u8], synced: bool) {
     let scratch = ScratchDir::tmpfs(tag);
     for (i, via) in VIAS.iter().enumerate() {
         let src = scratch.path().join(format!("src-{i}"));
         fs::write(&src, content).expect("write source");
+        if synced {
+            sync_to_disk(scratch.path());
+        }
         let dst = scratch.path().join(format!("dst-{i}"));
         library_copy(*via, &src, &dst);
-        let context = format!("{tag}, {via:?}");
+        let context = format!(
+            "{tag} ({}), {via:?}",
+            if synced { "synced" } else { "dirty" }
+        );
         assert_same_bytes(&src, &dst, &context);
         sync_to_disk(scratch.path());
         figures(&context, &src, &dst);
         let (source, copy) = (allocated(&src), allocated(&dst));
         assert!(
-            copy <= source + ALLOCATION_SLACK && copy + ALLOCATION_SLACK >= source,
-            "{context}: the copy allocates {copy} bytes, the source {source}"
+            copy <= source + ALLOCATION_SLACK,
+            "{context}: the copy allocates {copy} bytes, more than the source's {source}"
+        );
+        assert!(
+            !synced || copy + ALLOCATION_SLACK >= source,
+            "{context}: the copy allocates {copy} bytes, less than the source's {source}"
         );
     }
 }
 
-#[test]
-fn written_zeros_keep_the_source_allocation() {
+/// 16 MiB of zero bytes with 64 KiB of data in the middle.
+fn zeros_with_some_data() -> Vec<u8> {
     let mut content = vec![0u8; 16 * MIB as usize];
     content[5 * MIB as usize..5 * MIB as usize + 65_536].copy_from_slice(&pattern(7, 65_536));
-    check_allocation_kept("zfs-zeros", &content);
+    content
+}
+
+#[test]
+fn written_zeros_synced_keep_the_source_allocation() {
+    check_allocation("zfs-zeros-synced", &zeros_with_some_data(), true);
+}
+
+#[test]
+fn written_zeros_dirty_are_copied_exactly_and_never_allocate_more() {
+    check_allocation("zfs-zeros-dirty", &zeros_with_some_data(), false);
 }
 
 #[test]
 fn fully_allocated_source_stays_allocated() {
-    check_allocation_kept("zfs-dense", &pattern(8, 8 * MIB as usize));
+    let content = pattern(8, 8 * MIB as usize);
+    check_allocation("zfs-dense-synced", &content, true);
+    // Incompressible data has no zero page to leave out, synced or not.
+    let scratch = ScratchDir::tmpfs("zfs-dense-dirty");
+    let (src, dst) = (scratch.path().join("src"), scratch.path().join("dst"));
+    fs::write(&src, &content).expect("write source");
+    assert_still_dirty(scratch.path(), &src, content.len() as u64);
+    library_copy(Via::Injected(95), &src, &dst);
+    assert_same_bytes(&src, &dst, "dense dirty source");
+    sync_to_disk(scratch.path());
+    figures("dense dirty source", &src, &dst);
+    assert!(
+        allocated(&dst) + ALLOCATION_SLACK >= allocated(&src),
+        "dense dirty source: the copy allocates {}, the source {}",
+        allocated(&dst),
+        allocated(&src)
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -458,7 +503,10 @@ fn check_on_zfs_reports_the_module_version() {
         .output()
         .expect("run cfrfix --check");
     let report = format!("{}{}", common::text(&out.stdout), common::text(&out.stderr));
-    println!("cfrfix --check {} (module {version}):\n{report}", scratch.path().display());
+    println!(
+        "cfrfix --check {} (module {version}):\n{report}",
+        scratch.path().display()
+    );
     assert!(
         report.contains(version),
         "cfrfix --check on ZFS does not name the module version {version:?}:\n{report}"

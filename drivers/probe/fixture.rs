@@ -97,6 +97,28 @@ pub(crate) fn set_inode_flags(path: Option<&Path>, flags: c_int) {
     close_fd(fd);
 }
 
+/// Sets the mtime of the file at `path` to one second past the epoch (a no-op for fixtures that
+/// are not files). A call that updates the file's times then visibly changes them, however
+/// coarse the filesystem's clock: ZFS on Linux 6.12 stamps with the jiffy clock, so a write
+/// within the same few milliseconds as the fixture's creation would otherwise look like none.
+pub(crate) fn backdate_mtime(path: Option<&Path>) {
+    let Some(path) = path else { return };
+    let path_c = c_path(path);
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        },
+    ];
+    // SAFETY: a NUL-terminated path and a pointer to two timespecs, both alive for the call.
+    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, path_c.as_ptr(), times.as_ptr(), 0) };
+    assert_eq!(rc, 0, "utimensat {}: errno {}", path.display(), errno());
+}
+
 fn write_file(path: &Path, content: &[u8], truncate_to: Option<u64>) {
     std::fs::write(path, content).expect("write fixture");
     if let Some(size) = truncate_to {

@@ -54,8 +54,9 @@
 //! - `dst`/`src` are `SIZE:HASH` of the whole file (64-bit FNV-1a in hex, holes hashed as the
 //!   zero bytes they read as), `pipe:LEN:HASH` for what is left in a pipe, `-` otherwise;
 //! - `mtime` is `changed` or `same`: whether the call changed the destination file's mtime or
-//!   ctime (tmpfs has multigrain timestamps, so the fstat before the call guarantees that an
-//!   update is visible); `-` when the destination is not a file;
+//!   ctime (its mtime is set to one second past the epoch before the call, so an update is
+//!   visible whatever the filesystem's timestamp granularity); `-` when the destination is
+//!   not a file;
 //! - `xfsz` counts SIGXFSZ deliveries during the call (a handler catches them).
 //!
 //! A malformed case line prints `error=...` instead and the probe carries on.

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::case::{Case, Entry, FdKind, OffsetArg};
 use crate::fixture::{
-    build_destination, build_source, closed_descriptor_number, errno, set_inode_flags,
+    backdate_mtime, build_destination, build_source, closed_descriptor_number, errno,
+    set_inode_flags,
 };
 use crate::offsets::{OffsetPages, offset_after};
 use crate::report::{change_times, position};
@@ -137,6 +138,8 @@ impl Prober {
                 destination.fd = source.fd;
             }
         }
+        // Before the flags: an immutable file's times cannot be set.
+        backdate_mtime(destination.path.as_deref());
         // Only now: an immutable file could not have been opened for writing.
         if case.src_attr != 0 {
             set_inode_flags(source.path.as_deref(), case.src_attr);
