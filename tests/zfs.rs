@@ -490,25 +490,78 @@ fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
+/// `MAJOR.MINOR.PATCH` numbers at the start of a version or kernel release string.
+fn leading_numbers(text: &str) -> Vec<u32> {
+    text.trim()
+        .split(|c: char| !c.is_ascii_digit() && c != '.')
+        .next()
+        .unwrap_or("")
+        .split('.')
+        .map_while(|n| n.parse().ok())
+        .collect()
+}
+
 #[test]
 #[ignore = "needs a ZFS pool: scripts/zfs-vm runs it"]
-fn check_on_zfs_reports_the_module_version() {
+fn check_on_zfs_reports_the_module_version_and_a_verdict() {
     let scratch = scratch_on_zfs("zfs-check");
     let version = fs::read_to_string("/sys/module/zfs/version").expect("read the module version");
     let version = version.trim();
-    let out = Command::new(repo_path("scripts/cfrfix"))
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").expect("read the kernel release");
+    let out = common::clean(repo_path("scripts/cfrfix"))
         .arg("--check")
         .arg(scratch.path())
-        .env_remove("LD_PRELOAD")
         .output()
         .expect("run cfrfix --check");
-    let report = format!("{}{}", common::text(&out.stdout), common::text(&out.stderr));
+    let report = common::text(&out.stdout);
     println!(
-        "cfrfix --check {} (module {version}):\n{report}",
-        scratch.path().display()
+        "cfrfix --check {} (module {version}, kernel {}):\n{report}",
+        scratch.path().display(),
+        kernel.trim()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "cfrfix --check on ZFS: {}",
+        common::describe(&out)
+    );
+    let has_line = |prefix: &str| report.lines().any(|l| l.starts_with(prefix));
+    let dir = scratch.path().display();
+    assert!(
+        has_line(&format!("source: {dir} (zfs)")),
+        "the source is not named as ZFS:\n{report}"
     );
     assert!(
-        report.contains(version),
-        "cfrfix --check on ZFS does not name the module version {version:?}:\n{report}"
+        has_line(&format!("OpenZFS module: {version}")),
+        "the report does not name the module version {version:?} from /sys/module/zfs/version:\n{report}"
+    );
+    assert!(
+        has_line(&format!("kernel: {}", kernel.trim())),
+        "no kernel line:\n{report}"
+    );
+    // The verdict for this pair: OpenZFS 2.2.4 and later, and 2.3, are known-good on any kernel.
+    let zfs = leading_numbers(version);
+    let (kernel_major, kernel_minor) = match leading_numbers(&kernel)[..] {
+        [major, minor, ..] => (major, minor),
+        _ => panic!("kernel release {kernel:?}"),
+    };
+    let verdict = if zfs >= vec![2, 2, 4] {
+        format!(
+            "verdict: not known-bad: no known copy_file_range or hole-reporting bug in OpenZFS {}.{}.{} on Linux {kernel_major}.{kernel_minor}",
+            zfs[0],
+            zfs[1],
+            zfs.get(2).copied().unwrap_or(0)
+        )
+    } else {
+        "verdict: known-bad: ".to_string()
+    };
+    assert!(
+        has_line(&verdict),
+        "expected a line starting {verdict:?}:\n{report}"
+    );
+    assert!(has_line("upgrade: "), "no upgrade line:\n{report}");
+    assert!(
+        has_line("through cfrfix: copied "),
+        "the copy through cfrfix:\n{report}"
     );
 }

@@ -97,6 +97,8 @@ stage() {
     local name=$1 started=$SECONDS output status skipped
     shift
     say "$name: $*"
+    # In cargo's format, so that .ci/run counts each stage's tests apart.
+    printf '     Running %s\n' "$name"
     output=$(mktemp /tmp/stage.XXXXXX)
     "$@" 2>&1 | tee "$output"
     status=${PIPESTATUS[0]}
