@@ -31,12 +31,13 @@ pub fn profile_dir() -> PathBuf {
 /// builds the tools the tests run, but not a `cdylib` (nothing links it), so without this a
 /// fresh clone has no library and an edited one would be tested stale. `cargo build --lib` runs
 /// once per test process (a no-op when the library is current); cargo's own lock orders
-/// concurrent test processes.
+/// concurrent test processes. `CFRFIX_TEST_NO_BUILD` skips it: scripts/zfs-vm builds first and
+/// runs the test binaries in a VM where the tree is read-only.
 pub fn cdylib() -> PathBuf {
     static BUILT: Mutex<bool> = Mutex::new(false);
     let p = profile_dir().join("libcfrfix.so");
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if !*built {
+    if !*built && std::env::var_os("CFRFIX_TEST_NO_BUILD").is_none() {
         let profile = match profile_dir().file_name().and_then(OsStr::to_str) {
             Some("debug") => "dev".to_string(),
             Some(name) => name.to_string(),

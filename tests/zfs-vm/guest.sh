@@ -28,6 +28,8 @@ readonly mountpoint=/run/cfrfix-pool
 readonly params=/sys/module/zfs/parameters
 export PATH=/run/cfrfix-zfs-bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C.UTF-8
+# The host built everything (scripts/zfs-vm); the tree is read-only here.
+export CFRFIX_TEST_NO_BUILD=1
 unset LD_PRELOAD
 
 results=()
