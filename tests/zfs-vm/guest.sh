@@ -4,14 +4,15 @@
 # binary is the host's own, at its host path. Creates a pool in a file on tmpfs, runs the
 # stages named in $STAGES against directories on it, and exits 0 only if every stage passed.
 #
-# Stages (each a run of the host's cargo test binaries with CFRFIX_TEST_DIR on the pool):
+# Stages (runs of the host's cargo test binaries with CFRFIX_TEST_DIR on the pool):
 #   programs      real programs through libcfrfix.so with copy_file_range failing as 95 and 524
-#                 (tests/programs.rs, CFRFIX_TEST_ERRNOS=95,524)
+#                 (tests/programs.rs, CFRFIX_TEST_ERRNOS=95,524), block cloning off
 #   differential  the differential cases, native ZFS copy_file_range vs the library under
-#                 injection, for zfs_bclone_enabled 1/0 x zfs_bclone_wait_dirty 0/1
-#   data          tests/zfs.rs (dirty, mmap-written, record-sparse, compressible sources) for
-#                 zfs_dmu_offset_next_sync 1/0, on a dataset with compression and one without
+#                 injection, with block cloning on (zfs_bclone_wait_dirty 0 and 1) and off
+#   data          tests/zfs.rs (dirty, mmap-written, record-sparse, written-zero sources) with
+#                 zfs_dmu_offset_next_sync=1 and compression, and =0 without
 #   check         `cfrfix --check` on the pool (tests/zfs.rs, check_*)
+#   shell         $SHELL_COMMAND, for investigations (not run by default)
 #
 # Usage (by /init): guest.sh ENV_FILE, where ENV_FILE sets REPO, ZFSUTILS, SHARE, STAGES and
 # BIN_programs, BIN_differential, BIN_zfs (see scripts/zfs-vm).
