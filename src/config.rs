@@ -143,9 +143,11 @@ pub unsafe fn load(envp: *const *const c_char) {
 /// The settings of `/etc/cfrfix.conf` if it is a regular file owned by root and writable by
 /// nobody else (it is trusted even in setuid programs), and could be read whole; otherwise none.
 fn read_config_file() -> Settings {
+    // O_NONBLOCK: a FIFO planted at the path would otherwise block the open, in every process
+    // the library is loaded into; opened at once, it is refused by the type check below.
     let Ok(fd) = sys::open(
         CONFIG_FILE,
-        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY,
+        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK,
         0,
     ) else {
         return Settings::NONE;

@@ -239,6 +239,16 @@ fn status_reports_an_ignored_config_file_and_the_library_ignores_it() {
             "problem: /etc/cfrfix.conf: ignored as a whole: longer than 65536 bytes, the most the library reads",
             Box::new(|| write_config(&etc, &too_long)),
         ),
+        // A FIFO: opening it must not block (every process the library is loaded into would
+        // hang until a writer came), and it is refused like any other non-regular file.
+        (
+            "problem: /etc/cfrfix.conf: ignored as a whole: not a regular file (a FIFO)",
+            Box::new(|| {
+                let _ = fs::remove_file(&path);
+                let made = std::process::Command::new("mkfifo").arg(&path).status();
+                assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", path.display());
+            }),
+        ),
         (
             "problem: /etc/cfrfix.conf: ignored as a whole: not a regular file (a directory)",
             Box::new(|| {

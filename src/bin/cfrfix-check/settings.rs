@@ -2,10 +2,10 @@
 //! parser run over /etc/cfrfix.conf and this process's environment, in the library's order.
 
 use crate::parse::{self, ErrnoSet, Event, FileProblem, Key, LogSetting, Origin, Settings, Sink};
-use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::OpenOptionsExt;
 
 pub const CONFIG_FILE: &str = "/etc/cfrfix.conf";
 
@@ -156,7 +156,12 @@ pub fn describe_file_problem(problem: FileProblem) -> String {
 
 /// Reads /etc/cfrfix.conf as the library does (trust rules, size limit, whole or nothing).
 fn read_config(settings: &mut Settings, tracker: &mut Tracker) -> ConfigState {
-    let file = match File::open(CONFIG_FILE) {
+    // Non-blocking, as the library opens it: a FIFO there must not hang the report.
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(CONFIG_FILE)
+    {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return ConfigState::Absent,
         Err(e) => return ConfigState::Unreadable(e),
