@@ -261,6 +261,28 @@ fn check_gives_the_openzfs_verdict() {
             );
         }
     }
+    // Not a release the table knows: a development snapshot, a release candidate, a newer
+    // series. The verdict is unknown, whatever the kernel.
+    for (version, why) in [
+        ("2.2.99-1", "a development build"),
+        ("2.2.0-rc4", "a release candidate"),
+        ("2.4.0-1", "newer than the releases the table knows"),
+    ] {
+        let sysfs = fake_sysfs(version);
+        let output = run(cfrfix()
+            .env("CFRFIX_CHECK_SYSFS", sysfs.path())
+            .env("CFRFIX_CHECK_KERNEL_RELEASE", "6.8.0-31-generic")
+            .arg("--check")
+            .arg(dir.path()));
+        let stdout = text(&output.stdout);
+        let verdict = line(&output, &stdout, "verdict: ");
+        assert!(
+            verdict.starts_with("verdict: unknown: ") && verdict.contains(why),
+            "{version}: {}",
+            describe(&output)
+        );
+        assert_eq!(line(&output, &stdout, "upgrade: "), "upgrade: unknown");
+    }
     // No module (this machine, unless it has ZFS): no OpenZFS lines on a non-ZFS directory.
     if !Path::new("/sys/module/zfs").exists() {
         let output = run(cfrfix().arg("--check").arg(dir.path()));
@@ -270,4 +292,117 @@ fn check_gives_the_openzfs_verdict() {
             describe(&output)
         );
     }
+}
+
+/// `cfrfix --check SRC DST` with DST a tmpfs of `size` mounted in a private mount namespace.
+fn check_into_small_tmpfs(source: &Path, size: &str) -> Option<Output> {
+    if !common::is_root() || !common::have_command("unshare") {
+        skip("needs root and unshare (a small tmpfs in a private mount namespace)");
+        return None;
+    }
+    let mount_point = ScratchDir::tmpfs("check-full-mnt");
+    let mut command = common::clean("unshare");
+    command
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs -o size=\"$2\" tmpfs \"$1\" && exec \"$0\" --check \"$3\" \"$1\"")
+        .arg(common::command::script("cfrfix"))
+        .arg(mount_point.path())
+        .arg(size)
+        .arg(source)
+        .env("CFRFIX_ARTEFACT_DIR", common::command::artefact_dir());
+    Some(run(&mut command))
+}
+
+#[test]
+fn check_cannot_test_a_destination_that_fills_up() {
+    let source = ScratchDir::tmpfs("check-full-src");
+    // Room for half the test file: both copies stop with ENOSPC after what fits.
+    let Some(output) = check_into_small_tmpfs(source.path(), "128k") else {
+        return;
+    };
+    let report = describe(&output);
+    assert_eq!(output.status.code(), Some(3), "{report}");
+    let stdout = text(&output.stdout);
+    assert!(
+        line(&output, &stdout, "through cfrfix: ").contains("ENOSPC"),
+        "{report}"
+    );
+    assert!(
+        line(&output, &stdout, "result: ")
+            .starts_with("result: cannot test here (no space left in "),
+        "{report}"
+    );
+    assert_empty(source.path());
+}
+
+/// `chattr +a DIR` (files can be created in it, never removed); false where unsupported.
+fn append_only(dir: &Path, on: bool) -> bool {
+    common::have_command("chattr")
+        && std::process::Command::new("chattr")
+            .arg(if on { "+a" } else { "-a" })
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn check_leaves_nothing_in_an_append_only_directory() {
+    let dir = ScratchDir::tmpfs("check-append-only");
+    if !common::is_root() || !append_only(dir.path(), true) {
+        return skip("chattr +a needs root and a filesystem with the flag (tmpfs since 6.0)");
+    }
+    let check = |no_tmpfile: bool| {
+        let mut command = cfrfix();
+        if no_tmpfile {
+            command.env("CFRFIX_CHECK_NO_TMPFILE", "1");
+        }
+        run(command.arg("--check").arg(dir.path()))
+    };
+    // O_TMPFILE: the test files never have a name.
+    let with_tmpfile = check(false);
+    // Without O_TMPFILE (the fallback, forced): refused before a file is made.
+    let without = check(true);
+    let left: Vec<_> = fs::read_dir(dir.path()).expect("read_dir").collect();
+    assert!(append_only(dir.path(), false), "chattr -a");
+    assert!(
+        left.is_empty(),
+        "left in an append-only directory: {left:?}"
+    );
+    assert_eq!(
+        with_tmpfile.status.code(),
+        Some(0),
+        "{}",
+        describe(&with_tmpfile)
+    );
+    let report = describe(&without);
+    assert_eq!(without.status.code(), Some(3), "{report}");
+    assert!(
+        text(&without.stdout).contains("is append-only (chattr +a) and has no O_TMPFILE"),
+        "{report}"
+    );
+    // The fallback itself: a named file, removed at once, where removing works (across
+    // filesystems, so that the log lines name the files).
+    let source = ScratchDir::tmpfs("check-no-tmpfile-src");
+    let destination = ScratchDir::rootfs("check-no-tmpfile-dst");
+    let output = run(cfrfix()
+        .env("CFRFIX_CHECK_NO_TMPFILE", "1")
+        .arg("--check")
+        .arg(source.path())
+        .arg(destination.path()));
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let stdout = text(&output.stdout);
+    if !tmpfs_magic(destination.path()) {
+        assert!(
+            line(&output, &stdout, "  log: ").contains(".cfrfix-check-"),
+            "the log names the fallback's files: {}",
+            describe(&output)
+        );
+    }
+    assert!(
+        !stdout.contains("settings problem"),
+        "{}",
+        describe(&output)
+    );
+    assert_empty(source.path());
+    assert_empty(destination.path());
 }

@@ -175,6 +175,29 @@ fn unusable_log_paths_are_refused_before_the_program_starts() {
         ),
         (dir.join("symlink").display().to_string(), "symbolic link"),
         ("/dev/stdout".into(), "symbolic link"),
+        // Paths the library's open() never writes: a directory's.
+        (
+            format!("{}/", dir.join("x.log").display()),
+            "ends with '/': names a directory",
+        ),
+        (
+            format!("{}/.", dir.join("x.log").display()),
+            "ends with '/.': names a directory",
+        ),
+        // The library keeps at most 1023 bytes of a path.
+        (
+            format!("{}/{}x.log", dir.display(), "d/".repeat(520)),
+            "the library keeps log paths of at most 1023 bytes",
+        ),
+        // The library trims the value: what it would open is the symbolic link.
+        (
+            format!("{} ", dir.join("symlink").display()),
+            "symbolic link",
+        ),
+        (
+            "/dev/stderr\t".into(),
+            "(the library trims it to '/dev/stderr'): a symbolic link",
+        ),
     ];
     for (destination, why) in &cases {
         let output = run(cfrfix().args(["--log", destination, "touch"]).arg(&marker));
@@ -186,6 +209,7 @@ fn unusable_log_paths_are_refused_before_the_program_starts() {
             "{destination}: expected '{why}': {report}"
         );
         assert!(!marker.exists(), "{destination}: PROGRAM ran: {report}");
+        assert!(!dir.join("x.log").exists(), "{destination}: {report}");
     }
     // A file nobody else may write, for a user other than its owner.
     if is_root() {
@@ -337,6 +361,31 @@ fn warnings_name_ignored_settings_before_the_program_runs() {
     );
     let stderr = warn(&[("CFRFIX_LOG", "/dev/stderr")], &[]);
     assert!(stderr.contains("symbolic link"), "{stderr}");
+    // An empty errnos value (an unset shell variable) is invalid, and the set stays; `none`
+    // switches cfrfix off in effect, as mode off does.
+    let stderr = warn(&[("CFRFIX_ERRNOS", "")], &[]);
+    assert!(
+        stderr.contains("cfrfix: warning: CFRFIX_ERRNOS: empty value for errnos"),
+        "{stderr}"
+    );
+    let stderr = warn(&[("CFRFIX_ERRNOS", "none")], &[]);
+    assert!(
+        stderr.contains("cfrfix: warning: errnos is none (environment: CFRFIX_ERRNOS)")
+            && stderr.contains("switched off in effect"),
+        "{stderr}"
+    );
+    // In mode always the kernel is not asked: the errno set does not matter.
+    assert_eq!(
+        warn(&[("CFRFIX_ERRNOS", "none")], &["--mode", "always"]),
+        ""
+    );
+    // A lower-case name is no setting.
+    let stderr = warn(&[("cfrfix_mode", "off")], &[]);
+    assert!(
+        stderr.contains("cfrfix: warning: cfrfix_mode: not a setting")
+            && stderr.contains("CFRFIX_MODE"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -515,12 +564,107 @@ impl Unbuilt {
     }
 
     fn cfrfix(&self, args: &[&str]) -> Output {
+        self.cfrfix_in(self.scratch.path(), &[], args)
+    }
+
+    /// The checkout's command run in `dir` with `env` added.
+    fn cfrfix_in(&self, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
         run(Command::new(self.path("checkout/scripts/cfrfix"))
+            .current_dir(dir)
             .env_clear()
             .env("PATH", self.path("bin"))
             .env("HOME", self.scratch.path())
+            .envs(env.iter().copied())
             .args(args))
     }
+
+    /// Copies of this profile's library and tools into `dir` (created), as a build.
+    fn build_into(&self, dir: &str) -> PathBuf {
+        let to = self.path(dir);
+        fs::create_dir_all(&to).expect("mkdir");
+        for name in [
+            "libcfrfix.so",
+            "cfrfix-check",
+            "cfrfix-check-copy",
+            "cfrfix-inject",
+        ] {
+            fs::copy(artefact_dir().join(name), to.join(name)).expect("copy artefact");
+        }
+        to
+    }
+}
+
+#[test]
+fn a_checkout_is_always_brought_up_to_date_and_cargo_says_where_the_build_is() {
+    // A complete build where a checkout's is, and a cargo that records each call and reports
+    // its build (cargo's JSON messages) in another directory.
+    let unbuilt = Unbuilt::new("command-stale", &[]);
+    unbuilt.build_into("checkout/target/release");
+    let elsewhere = unbuilt.build_into("elsewhere/release");
+    let cargo = format!(
+        "echo \"$*\" >>\"$HOME/cargo-calls\"\n\
+         printf '%s\\n' '{{\"reason\":\"compiler-artifact\",\"target\":{{\"name\":\"cfrfix-check\"}},\"executable\":\"{}/cfrfix-check\",\"fresh\":true}}'\n\
+         echo '    Finished `release` profile [optimized] target(s) in 0.04s' >&2",
+        elsewhere.display()
+    );
+    let fakes = unbuilt.path("bin");
+    for (name, body) in [
+        (
+            "rustc",
+            "echo 'rustc 1.95.0 (59807616e 2026-04-14)'".to_string(),
+        ),
+        ("cargo", cargo),
+    ] {
+        fs::write(fakes.join(name), format!("#!/bin/sh\n{body}\n")).expect("write fake");
+        fs::set_permissions(fakes.join(name), fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let output = unbuilt.cfrfix(&["--print-library"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        text(&output.stdout).trim(),
+        elsewhere.join("libcfrfix.so").display().to_string(),
+        "the build cargo names: {}",
+        describe(&output)
+    );
+    // Cargo's "Finished" line is not shown: a current build says nothing.
+    assert!(output.stderr.is_empty(), "{}", describe(&output));
+    let marker = unbuilt.path("program-ran");
+    let output = unbuilt.cfrfix(&["touch", marker.to_str().expect("utf-8")]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(marker.exists());
+    let calls = fs::read_to_string(unbuilt.path("cargo-calls")).unwrap_or_default();
+    assert_eq!(
+        calls
+            .lines()
+            .filter(|l| l.starts_with("build --release"))
+            .count(),
+        2,
+        "cargo build --release on every run, although a build was there: {calls:?}"
+    );
+}
+
+#[test]
+fn without_cargo_a_relative_cargo_target_dir_is_taken_from_the_working_directory() {
+    let unbuilt = Unbuilt::new("command-target-dir", &[]);
+    let work = unbuilt.path("work");
+    let built = unbuilt.build_into("work/relative-target/release");
+    let output = unbuilt.cfrfix_in(
+        &work,
+        &[("CARGO_TARGET_DIR", "relative-target")],
+        &["--print-library"],
+    );
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        text(&output.stdout).trim(),
+        built.join("libcfrfix.so").display().to_string()
+    );
+    // It says that it could not bring the build up to date.
+    assert!(
+        text(&output.stderr)
+            .contains("cfrfix: warning: cargo is not installed: using the build in"),
+        "{}",
+        describe(&output)
+    );
 }
 
 /// PROGRAM never runs without the library, and the one line says what failed and how to get

@@ -291,13 +291,22 @@ fn status_reports_an_ignored_config_file_and_the_library_ignores_it() {
                 "--status",
             ],
         );
-        let output = run(command.env("CFRFIX_ARTEFACT_DIR", artefact_dir()));
+        let output = run(command
+            .env("CFRFIX_ARTEFACT_DIR", artefact_dir())
+            .env("CFRFIX_ENGINE", "rw"));
         assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
         has_line(
             &output,
-            "problem: /etc/cfrfix.conf: cannot be read by uid 65534 (Permission denied): programs run by this user do not get its settings",
+            "problem: /etc/cfrfix.conf: cannot be read by uid 65534 (Permission denied): programs run by this user do not get its settings (setuid-root programs, which read it as root, do)",
         );
         has_line(&output, "mode: auto (default)");
+        // What setuid-root programs get is in the file, which this user cannot read: not
+        // "the default".
+        has_line(&output, "engine: rw (environment: CFRFIX_ENGINE)");
+        has_line(
+            &output,
+            "  in setuid, setgid and file-capability programs (they ignore CFRFIX_*): unknown here: setuid-root programs read /etc/cfrfix.conf as root, and uid 65534 cannot (run cfrfix --status as root)",
+        );
     }
 
     // Read whole: a setting past the first 4096 bytes applies, in the library too; an overlong
@@ -361,6 +370,184 @@ fn status_checks_the_log_destination() {
     let output = status(&etc, &[("CFRFIX_LOG", good)]);
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     has_line(&output, &format!("log destination: {good}: can be written"));
+    // Paths the library accepts but never writes: a directory's.
+    for (value, why) in [
+        (
+            format!("{good}/"),
+            "ends with '/': names a directory, not a file",
+        ),
+        (
+            format!("{good}/."),
+            "ends with '/.': names a directory, not a file",
+        ),
+    ] {
+        let output = status(&etc, &[("CFRFIX_LOG", &value)]);
+        assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+        has_line(
+            &output,
+            &format!("problem: log destination {value}: {why}: the library will log nothing there"),
+        );
+        assert!(!text(&output.stdout).contains("can be written"));
+    }
+}
+
+#[test]
+fn status_reports_duplicates_comments_and_empty_errnos_as_the_library_reads_them() {
+    if python3().is_none() {
+        return skip("python3 not installed");
+    }
+    let Some(etc) = private_etc("status-dropped") else {
+        return;
+    };
+    let logs = ScratchDir::tmpfs("status-dropped-log");
+    let log = logs.path().join("cfrfix#1.log");
+    write_config(
+        &etc,
+        format!(
+            "mode = off\nmode = auto # the later line wins\nerrnos =\nlog = {}\n",
+            log.display()
+        )
+        .as_bytes(),
+    );
+    let output = status(&etc, &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    for expected in [
+        "mode: auto (/etc/cfrfix.conf line 2)".to_string(),
+        "problem: /etc/cfrfix.conf line 2: mode is set again: this line wins, line 1's value is overridden".to_string(),
+        "problem: /etc/cfrfix.conf line 3: empty value for errnos (valid: errno names or numbers separated by commas, spaces or colons, or none): ignored".to_string(),
+        format!("log: {} (/etc/cfrfix.conf line 4)", log.display()),
+        format!("log destination: {}: can be written", log.display()),
+        "summary: 2 problems".to_string(),
+    ] {
+        has_line(&output, &expected);
+    }
+    assert!(line(&output, "errnos: ").ends_with("(default)"));
+    // The library: mode auto, the default errnos (EOPNOTSUPP falls back), the log at the path
+    // with its '#'.
+    let copied = library_copy(&etc, "95", &[]);
+    assert_eq!(
+        text(&copied.stdout).trim(),
+        "copied 20000",
+        "{}",
+        describe(&copied)
+    );
+    let written = fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        written.contains("kernel said EOPNOTSUPP"),
+        "log {}: {written:?}",
+        log.display()
+    );
+
+    // `errnos = none`: the library never falls back; status warns, as for mode off.
+    write_config(&etc, b"errnos = none\n");
+    let output = status(&etc, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    has_line(
+        &output,
+        "warning: errnos is none (/etc/cfrfix.conf line 1): in mode auto cfrfix then never copies, so programs run with cfrfix switched off in effect",
+    );
+    let refused = library_copy(&etc, "95", &[]);
+    assert_eq!(
+        text(&refused.stdout).trim(),
+        "errno 95",
+        "{}",
+        describe(&refused)
+    );
+
+    // A lower-case variable is no setting, and the library ignores it.
+    write_config(&etc, b"");
+    let output = status(&etc, &[("cfrfix_mode", "off")]);
+    has_line(
+        &output,
+        "problem: cfrfix_mode: not a setting: the library reads only variables named CFRFIX_... (meant CFRFIX_MODE?): ignored",
+    );
+    let copied = library_copy(&etc, "95", &[("cfrfix_mode", "off")]);
+    assert_eq!(
+        text(&copied.stdout).trim(),
+        "copied 20000",
+        "{}",
+        describe(&copied)
+    );
+}
+
+#[test]
+fn status_escapes_invisible_bytes_in_problems() {
+    let Some(etc) = private_etc("status-escapes") else {
+        return;
+    };
+    for (config, expected) in [
+        (
+            &b"\xef\xbb\xbfmode = off\n"[..],
+            "problem: /etc/cfrfix.conf line 1: unknown key '\\u{feff}mode' (the keys are mode, errnos, engine, sparse, log): line ignored; the file starts with a byte-order mark: save it without one",
+        ),
+        (
+            b"mode = off\xc2\xa0\n",
+            "problem: /etc/cfrfix.conf line 1: invalid value 'off\\u{a0}' for mode (valid: auto, always or off): ignored",
+        ),
+        (
+            b"mode = of\x00f\n",
+            "problem: /etc/cfrfix.conf line 1: invalid value 'of\\0f' for mode (valid: auto, always or off): ignored",
+        ),
+        (
+            b"mode = \x1b[31moff\xff\n",
+            "problem: /etc/cfrfix.conf line 1: invalid value '\\x1b[31moff\\xff' for mode (valid: auto, always or off): ignored",
+        ),
+    ] {
+        write_config(&etc, config);
+        let output = status(&etc, &[]);
+        assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+        has_line(&output, expected);
+    }
+}
+
+#[test]
+fn status_reports_an_ld_preload_that_does_not_load() {
+    let Some(etc) = private_etc("status-ld-preload") else {
+        return;
+    };
+    // Each also breaks this very command's processes as ld.so says on their stderr (a library
+    // truncated inside its segments would kill them all: there is nothing to report then).
+    let scratch = ScratchDir::tmpfs("status-ld-preload");
+    let truncated = scratch.path().join("libcfrfix.so");
+    let library = fs::read(cdylib()).expect("library");
+    fs::write(&truncated, &library[..10]).expect("write");
+    let mut cases = vec![
+        ("/nonexistent-cfrfix/libcfrfix.so".to_string(), "missing"),
+        (truncated.display().to_string(), "not an ELF file"),
+    ];
+    // Another ABI's library (a 32-bit C library, renamed).
+    let i386 = ["/lib32/libc.so.6", "/lib/i386-linux-gnu/libc.so.6"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    if let Some(i386) = i386.filter(|_| cfg!(target_arch = "x86_64")) {
+        fs::create_dir(scratch.path().join("i386")).expect("mkdir");
+        let renamed = scratch.path().join("i386/libcfrfix.so");
+        fs::copy(i386, &renamed).expect("copy");
+        cases.push((renamed.display().to_string(), "ELF 32-bit i386"));
+    }
+    for (entry, why) in &cases {
+        let entry = entry.as_str();
+        let output = status(&etc, &[("LD_PRELOAD", entry)]);
+        assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+        has_line(
+            &output,
+            &format!("LD_PRELOAD: listed but NOT loaded ({entry})"),
+        );
+        let (abi, _) = native_abi();
+        assert!(
+            line(&output, &format!("  {abi} programs: "))
+                .starts_with(&format!("  {abi} programs: do NOT get cfrfix ({entry}: "))
+                && text(&output.stdout).contains(why),
+            "{}",
+            describe(&output)
+        );
+        has_line(
+            &output,
+            &format!(
+                "problem: {entry} in LD_PRELOAD does not load into every ABI this machine runs"
+            ),
+        );
+    }
 }
 
 /// The native ABI's name and ELF description in the report.

@@ -9,8 +9,10 @@
 //! The rules, as documented in the README:
 //! - keys are case-insensitive; values are trimmed, and keywords in them (`auto`, `OFF`,
 //!   `Stderr`, errno names) are case-insensitive; a log path is kept as written;
-//! - a file line is `key = value` or `key: value` (the first `=` or `:` separates), `#` starts a
-//!   comment; anything else on a line is reported and ignored;
+//! - a file line is `key = value` or `key: value` (the first `=` or `:` separates); a `#` at the
+//!   start of a line or after whitespace starts a comment (so `log = /var/log/a#1.log` is a path);
+//!   anything else on a line is reported and ignored;
+//! - `errnos = none` is the empty set (no fallback at all); an empty `errnos` value is invalid;
 //! - an invalid value leaves the setting as it was (the default, or the file's value when the
 //!   environment's is invalid);
 //! - a file is read whole, up to `CONFIG_MAX_BYTES`; a longer file (or one that cannot be read to
@@ -373,19 +375,17 @@ pub fn parse_log(v: &[u8]) -> Option<LogSetting> {
     Some(LogSetting::File(path))
 }
 
-/// `errnos`: names or numbers separated by commas, spaces or colons. `none` (or an empty
-/// value) is the empty set; unknown words are skipped (and reported); a value with no valid
-/// word at all is invalid, so the previous set stays rather than silently disabling the
-/// fallback.
+/// `errnos`: names or numbers separated by commas, spaces or colons. `none` is the empty set;
+/// unknown words are skipped (and reported); a value with no valid word at all, an empty one
+/// included (an unset shell variable: `CFRFIX_ERRNOS=$UNSET`), is invalid, so the previous set
+/// stays rather than silently disabling the fallback.
 pub fn parse_errnos<S: Sink>(v: &[u8], origin: Origin<'_>, sink: &mut S) -> Option<ErrnoSet> {
     let mut words = [0u64; SET_WORDS];
     let mut any = false;
-    let mut empty = true;
     for tok in v.split(|c| matches!(c, b',' | b' ' | b':' | b'\t')) {
         if tok.is_empty() {
             continue;
         }
-        empty = false;
         if tok.eq_ignore_ascii_case(b"none") {
             any = true;
             continue;
@@ -398,7 +398,7 @@ pub fn parse_errnos<S: Sink>(v: &[u8], origin: Origin<'_>, sink: &mut S) -> Opti
             None => sink.event(origin, Event::UnknownErrno { word: tok }),
         }
     }
-    if any || empty { Some(words) } else { None }
+    any.then_some(words)
 }
 
 fn errno_from_word(tok: &[u8]) -> Option<usize> {
@@ -415,13 +415,22 @@ fn errno_from_word(tok: &[u8]) -> Option<usize> {
         .map(|(_, n)| *n as usize)
 }
 
+/// A line without its comment: from a `#` at its start or after a blank (ASCII whitespace, as
+/// values are trimmed); a `#` inside a word, as in a log path `/var/log/a#1.log`, is part of it.
+pub fn without_comment(line: &[u8]) -> &[u8] {
+    let mut previous_blank = true;
+    for (i, &c) in line.iter().enumerate() {
+        if c == b'#' && previous_blank {
+            return line.get(..i).unwrap_or(line);
+        }
+        previous_blank = c.is_ascii_whitespace();
+    }
+    line
+}
+
 /// One line of the configuration file.
 pub fn parse_line<S: Sink>(line: &[u8], number: u32, settings: &mut Settings, sink: &mut S) {
-    let text = line
-        .split(|&c| c == b'#')
-        .next()
-        .unwrap_or(&[])
-        .trim_ascii();
+    let text = without_comment(line).trim_ascii();
     if text.is_empty() {
         return;
     }

@@ -89,7 +89,10 @@ fn errno_list_parsing() {
         parse_errnos(b"NONE", origin, &mut Quiet),
         Some([0; SET_WORDS])
     );
-    assert_eq!(parse_errnos(b"", origin, &mut Quiet), Some([0; SET_WORDS]));
+    // Empty (an unset shell variable) is invalid: it must not switch the fallback off.
+    for empty in [&b""[..], b"  ", b",", b" : , "] {
+        assert_eq!(parse_errnos(empty, origin, &mut Quiet), None, "{empty:?}");
+    }
     assert_eq!(
         parse_errnos(b"bogus,99999999999999999999", origin, &mut Quiet),
         None
@@ -328,4 +331,54 @@ fn later_settings_override_earlier_ones() {
     assert_eq!(file.mode, Some(Mode::Always));
     assert!(matches!(file.log, Some(LogSetting::Silent)));
     assert_eq!(file.sparse, Some(false));
+}
+
+#[test]
+fn an_empty_errnos_value_is_invalid_and_the_earlier_set_stays() {
+    let (_, st, events) = parse_file(b"errnos = EXDEV\nerrnos =\nerrnos = \t\n", 4096);
+    let w = st.errnos.unwrap();
+    assert!(has(&w, 18) && !has(&w, 95), "the file's first set stays");
+    assert_eq!(
+        events,
+        [
+            "line 1: errnos = EXDEV",
+            "line 2: invalid errnos ''",
+            "line 3: invalid errnos ''",
+        ]
+    );
+    let mut st = Settings::NONE;
+    let mut events = Recorder::default();
+    st.apply_environment_entry(b"CFRFIX_ERRNOS=", &mut events);
+    assert_eq!(st.errnos, None);
+    assert_eq!(events.0, ["CFRFIX_ERRNOS: invalid errnos ''"]);
+    // `none` is the deliberate way to have no fallback.
+    st.apply_environment_entry(b"CFRFIX_ERRNOS=None", &mut Quiet);
+    assert_eq!(st.errnos, Some([0; SET_WORDS]));
+}
+
+#[test]
+fn a_hash_starts_a_comment_only_at_the_start_or_after_whitespace() {
+    let text =
+        b"log = /var/tmp/x#1.log\n#mode = off\n  # sparse = off\nengine = rw# not a comment\n\
+                 mode = always\t# a comment\nerrnos = EXDEV #EIO\n";
+    let (result, st, events) = parse_file(text, 4096);
+    assert_eq!(result, Ok(()));
+    assert_eq!(log_path(&st).as_deref(), Some(&b"/var/tmp/x#1.log"[..]));
+    assert_eq!(st.sparse, None);
+    assert_eq!(st.engine, None);
+    assert_eq!(st.mode, Some(Mode::Always));
+    let w = st.errnos.unwrap();
+    assert!(has(&w, 18) && !has(&w, 5));
+    assert_eq!(
+        events,
+        [
+            "line 1: log = /var/tmp/x#1.log",
+            "line 4: invalid engine 'rw# not a comment'",
+            "line 5: mode = always",
+            "line 6: errnos = EXDEV",
+        ]
+    );
+    assert_eq!(without_comment(b"# all"), b"");
+    assert_eq!(without_comment(b"a=b#c"), b"a=b#c");
+    assert_eq!(without_comment(b"a=b\r#c"), b"a=b\r");
 }

@@ -20,7 +20,7 @@
 //! result: works through cfrfix (the kernel alone refuses this copy: cfrfix is needed here)
 //! ```
 
-use crate::copy::{Outcome, TEST_FILE_BYTES, TestFiles};
+use crate::copy::{Outcome, TEST_FILE_BYTES, TestFiles, check_copy_program};
 use crate::parse::{DEFAULT_FALLBACK_SET, Key};
 use crate::{EXIT_CANNOT_TEST, EXIT_DOES_NOT_WORK, EXIT_WORKS, VERSION, preload, say, settings};
 use crate::{system, zfs};
@@ -97,9 +97,16 @@ fn settings_line() {
 
 fn preload_state(library: &Path) {
     say!("cfrfix already preloaded here:");
-    match preload::ld_preload_entries().as_slice() {
-        [] => say!("  LD_PRELOAD:         no"),
-        entries => say!("  LD_PRELOAD:         yes ({})", entries.join(" ")),
+    let ld_preload = preload::ld_preload_entries();
+    if ld_preload.is_empty() {
+        say!("  LD_PRELOAD:         no");
+    }
+    for entry in ld_preload {
+        if preload::per_abi(&entry).native_missing {
+            say!("  LD_PRELOAD:         no: {entry} is listed but does not load (cfrfix --status)");
+        } else {
+            say!("  LD_PRELOAD:         yes ({entry})");
+        }
     }
     match preload::system_wide_entries() {
         Err(why) => say!("  /etc/ld.so.preload: no ({why})"),
@@ -141,12 +148,9 @@ pub fn run(library: &Path, source_dir: &Path, destination_dir: &Path) -> u8 {
     };
     say!("kernel answer: {}", kernel_outcome.describe());
 
-    let probe = match std::env::current_exe() {
-        Ok(exe) => exe.with_file_name("cfrfix-check-copy"),
-        Err(e) => {
-            let why = system::error_text(&e);
-            return cannot_test(&format!("cannot find cfrfix-check-copy: {why}"));
-        }
+    let probe = match check_copy_program() {
+        Ok(probe) => probe,
+        Err(why) => return cannot_test(&why),
     };
     let through = TestFiles::create(source_dir, destination_dir)
         .and_then(|files| files.copy_through(&probe, &preload_value(library)));
@@ -157,15 +161,43 @@ pub fn run(library: &Path, source_dir: &Path, destination_dir: &Path) -> u8 {
             return cannot_test(&why);
         }
     };
-    say!("through cfrfix: {}", through.outcome.describe());
-    for line in &through.log {
-        say!("  log: {line}");
-    }
     if through.loaded.is_none() {
-        say!("  the library was not loaded: {}", library.display());
+        // The copy ran without cfrfix: whatever it did says nothing about cfrfix.
+        say!("through cfrfix: not tested (the library did not load)");
+        for line in &through.log {
+            say!("  stderr: {line}");
+        }
+    } else {
+        say!("through cfrfix: {}", through.outcome.describe());
+        for line in &through.log {
+            say!("  log: {line}");
+        }
     }
     settings_line();
     preload_state(library);
+
+    if through.loaded.is_none() {
+        return cannot_test(&format!("the library does not load: {}", library.display()));
+    }
+    // A full destination (or quota) stops the kernel's copy and cfrfix's alike, after what
+    // fits: that says nothing about copy_file_range.
+    for outcome in [&kernel_outcome, &through.outcome] {
+        let full = match outcome {
+            Outcome::Failed {
+                errno: libc::ENOSPC,
+                ..
+            } => "no space left",
+            Outcome::Failed {
+                errno: libc::EDQUOT,
+                ..
+            } => "disk quota exceeded",
+            _ => continue,
+        };
+        return cannot_test(&format!(
+            "{full} in {}: free some space and check again",
+            absolute(destination_dir).display()
+        ));
+    }
 
     let kernel_works = kernel_outcome.works();
     match (&through.outcome, kernel_works) {

@@ -2,18 +2,20 @@
 //! so a system-wide cfrfix cannot answer instead), once through cfrfix (`cfrfix-check-copy`
 //! with the library preloaded).
 //!
-//! The test files are unlinked as soon as they are open: the copy runs between descriptors, so
-//! nothing is left in either directory however the check ends (SIGPIPE from `| head`, SIGINT,
-//! SIGKILL).
+//! The test files never have a name: they are made with `O_TMPFILE`, so nothing is left in
+//! either directory however the check ends (SIGPIPE from `| head`, SIGINT, SIGKILL), even one
+//! where files can be created but not removed (`chattr +a`). Where the filesystem has no
+//! `O_TMPFILE`, a named file is created and unlinked at once, after a check that the directory
+//! is not append-only (`CFRFIX_CHECK_NO_TMPFILE`, test-only, takes that path everywhere).
 
 use std::ffi::c_int;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::Command;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Size of the test file: several engine chunks, so a fallback has to loop.
@@ -93,9 +95,64 @@ pub struct TestFiles {
     content: Vec<u8>,
 }
 
-/// A new file in `dir`, open for reading and writing, unlinked at once.
+fn cannot_create(dir: &Path, e: &std::io::Error) -> String {
+    format!(
+        "cannot create a file in {}: {}",
+        dir.display(),
+        crate::system::error_text(e)
+    )
+}
+
+/// A new file in `dir` without a name (`O_TMPFILE`), open for reading and writing; where the
+/// filesystem cannot make one, a named file unlinked at once.
 fn anonymous_file(dir: &Path, role: &str) -> Result<File, String> {
+    if std::env::var_os("CFRFIX_CHECK_NO_TMPFILE").is_none() {
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .mode(0o600)
+            .open(dir)
+        {
+            Ok(file) => return Ok(file),
+            // No O_TMPFILE here: EOPNOTSUPP from the filesystem, EISDIR or EINVAL from a
+            // kernel that predates it (3.11).
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+                ) => {}
+            Err(e) => return Err(cannot_create(dir, &e)),
+        }
+    }
+    named_then_unlinked(dir, role)
+}
+
+/// `FS_IOC_GETFLAGS`'s append-only flag (`chattr +a`).
+const FS_APPEND_FL: libc::c_int = 0x20;
+
+/// Whether `dir` is append-only: a file made in it could not be removed again.
+fn append_only(dir: &Path) -> bool {
+    let Ok(handle) = File::open(dir) else {
+        return false;
+    };
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one int into `flags` (the kernel's `put_user(flags, (int
+    // __user *)arg)`, whatever the request number's size field says).
+    let r = unsafe { libc::ioctl(handle.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+    r == 0 && flags & FS_APPEND_FL != 0
+}
+
+/// The fallback without `O_TMPFILE`: a named file, unlinked as soon as it is open.
+fn named_then_unlinked(dir: &Path, role: &str) -> Result<File, String> {
     static N: AtomicUsize = AtomicUsize::new(0);
+    if append_only(dir) {
+        return Err(format!(
+            "{} is append-only (chattr +a) and has no O_TMPFILE: a test file could not be \
+             removed again",
+            dir.display()
+        ));
+    }
     let name = format!(
         ".cfrfix-check-{}-{}.{role}",
         std::process::id(),
@@ -108,16 +165,12 @@ fn anonymous_file(dir: &Path, role: &str) -> Result<File, String> {
         .create_new(true)
         .mode(0o600)
         .open(&path)
-        .map_err(|e| {
-            format!(
-                "cannot create a file in {}: {}",
-                dir.display(),
-                crate::system::error_text(&e)
-            )
-        })?;
+        .map_err(|e| cannot_create(dir, &e))?;
     std::fs::remove_file(&path).map_err(|e| {
+        // Nothing else can remove it: leave it empty, and say where it is.
+        let _ = file.set_len(0);
         format!(
-            "cannot remove {}: {}",
+            "cannot remove the test file {} ({}): remove it by hand",
             path.display(),
             crate::system::error_text(&e)
         )
@@ -183,32 +236,9 @@ impl TestFiles {
     /// The same copy by `probe` (cfrfix-check-copy) with `preload` as its LD_PRELOAD and the
     /// library's log on its stderr.
     pub fn copy_through(mut self, probe: &Path, preload: &str) -> Result<Through, String> {
-        let (fd_in, fd_out) = (self.source.as_raw_fd(), self.destination.as_raw_fd());
-        let mut command = Command::new(probe);
-        command
-            .env("LD_PRELOAD", preload)
-            .env("CFRFIX_LOG", "stderr");
-        // SAFETY: only async-signal-safe calls (fcntl, dup2) between fork and exec.
-        unsafe {
-            command.pre_exec(move || pass_as_3_and_4(fd_in, fd_out));
-        }
-        let output = command.output().map_err(|e| {
-            let why = crate::system::error_text(&e);
-            format!("cannot run {}: {why}", probe.display())
-        })?;
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        let (result, maps) = stdout.split_once("--- maps\n").unwrap_or((&stdout, ""));
-        let loaded = maps
-            .lines()
-            .filter_map(|line| line.split_whitespace().nth(5))
-            .find(|path| {
-                Path::new(path)
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("libcfrfix"))
-            })
-            .map(str::to_string);
-        let words: Vec<&str> = result.split_whitespace().collect();
+        let fds = (self.source.as_raw_fd(), self.destination.as_raw_fd());
+        let run = run_probe(probe, preload, Some(fds))?;
+        let words: Vec<&str> = run.result.split_whitespace().collect();
         let number = |s: &str| s.parse::<usize>().ok();
         let outcome = match words.as_slice() {
             ["copied", n] if number(n) == Some(TEST_FILE_BYTES) => self.verify(),
@@ -221,22 +251,124 @@ impl TestFiles {
             },
             _ => {
                 return Err(format!(
-                    "{} did not run: {}",
+                    "{} did not run with the library preloaded: {}",
                     probe.display(),
-                    if stderr.trim().is_empty() {
-                        format!("exit status {}", output.status)
-                    } else {
-                        stderr.trim().to_string()
-                    }
+                    run.failure()
                 ));
             }
         };
         Ok(Through {
             outcome,
-            log: stderr.lines().map(str::to_string).collect(),
-            loaded,
+            log: run.stderr.lines().map(str::to_string).collect(),
+            loaded: run.loaded,
         })
     }
+}
+
+/// `cfrfix-check-copy`, next to this program.
+pub fn check_copy_program() -> Result<PathBuf, String> {
+    std::env::current_exe()
+        .map(|exe| exe.with_file_name("cfrfix-check-copy"))
+        .map_err(|e| {
+            let why = crate::system::error_text(&e);
+            format!("cannot find cfrfix-check-copy: {why}")
+        })
+}
+
+/// Whether the library `entry` (an LD_PRELOAD entry) loads into a program of this tool's ABI:
+/// `cfrfix-check-copy`, run with it preloaded and without descriptors 3 and 4 (so that it copies
+/// nothing), shows its memory map. Ok: the file mapped; Err: why not (ld.so's complaint, the
+/// signal that killed it, ...). A file that exists is not enough: a truncated library is
+/// skipped by ld.so, or kills the program with SIGBUS.
+pub fn library_loads(entry: &str) -> Result<String, String> {
+    let probe = check_copy_program()?;
+    let run = run_probe(&probe, entry, None)?;
+    match run.loaded {
+        Some(path) if run.status.success() => Ok(path),
+        _ => Err(run.failure()),
+    }
+}
+
+/// What one run of cfrfix-check-copy printed.
+struct ProbeRun {
+    status: std::process::ExitStatus,
+    /// Its answer (`copied N`, `failed ERRNO after N`, `no source`).
+    result: String,
+    stderr: String,
+    /// The cfrfix library mapped into it, if any.
+    loaded: Option<String>,
+}
+
+impl ProbeRun {
+    /// Why it did not do its job, in words.
+    fn failure(&self) -> String {
+        if let Some(signal) = self.status.signal() {
+            let name = match signal {
+                libc::SIGBUS => {
+                    " (SIGBUS: the library file is shorter than its headers say, \
+                                 e.g. truncated)"
+                }
+                libc::SIGSEGV => " (SIGSEGV)",
+                _ => "",
+            };
+            return format!("killed by signal {signal}{name}");
+        }
+        let complaint = self
+            .stderr
+            .lines()
+            .map(|l| l.trim_start_matches("ERROR: ").trim())
+            .find(|l| !l.is_empty());
+        match complaint {
+            Some(line) => line.to_string(),
+            None if self.loaded.is_none() && self.status.success() => {
+                "the library was not mapped into the test program".to_string()
+            }
+            None => format!("{}", self.status),
+        }
+    }
+}
+
+/// Runs `probe` with `preload` as its LD_PRELOAD, the library's log on its stderr, and `fds`
+/// (source, destination) as its descriptors 3 and 4, or neither.
+fn run_probe(probe: &Path, preload: &str, fds: Option<(c_int, c_int)>) -> Result<ProbeRun, String> {
+    let mut command = Command::new(probe);
+    command
+        .env("LD_PRELOAD", preload)
+        .env("CFRFIX_LOG", "stderr")
+        .stdin(Stdio::null());
+    // SAFETY: only async-signal-safe calls (fcntl, dup2, close) between fork and exec.
+    unsafe {
+        command.pre_exec(move || match fds {
+            Some((fd_in, fd_out)) => pass_as_3_and_4(fd_in, fd_out),
+            None => {
+                // Whatever the caller had there (the cfrfix command's own), never a copy.
+                libc::close(3);
+                libc::close(4);
+                Ok(())
+            }
+        });
+    }
+    let output = command.output().map_err(|e| {
+        let why = crate::system::error_text(&e);
+        format!("cannot run {}: {why}", probe.display())
+    })?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (result, maps) = stdout.split_once("--- maps\n").unwrap_or((&stdout, ""));
+    let loaded = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .find(|path| {
+            Path::new(path)
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("libcfrfix"))
+        })
+        .map(str::to_string);
+    Ok(ProbeRun {
+        status: output.status,
+        result: result.to_string(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        loaded,
+    })
 }
 
 /// What happened through cfrfix.

@@ -5,7 +5,11 @@
 //! ```text
 //! cfrfix-check --check LIBRARY SRC_DIR DST_DIR    the --check report
 //! cfrfix-check --status [LIBRARY]                 the --status report
-//! cfrfix-check --log-destination DEST             can the library log to DEST? (exit 0 or 1)
+//! cfrfix-check --log-destination VALUE            would the library log as CFRFIX_LOG=VALUE
+//!                                                 asks? (exit 0, or 1 with the reason)
+//! cfrfix-check --program [--enosys] [--off] ENTRY PROGRAM
+//!                                                 the LD_PRELOAD for PROGRAM, or why the library
+//!                                                 would not be in effect in it (exit 1)
 //! cfrfix-check --warnings [--mode-from-option]    settings problems, as `cfrfix: warning:`
 //!                                                 lines on stderr (before PROGRAM runs)
 //! ```
@@ -23,10 +27,12 @@
 
 mod check;
 mod copy;
+mod logdest;
 #[path = "../../config/parse.rs"]
 #[allow(dead_code)]
 mod parse;
 mod preload;
+mod program;
 mod settings;
 mod status;
 mod system;
@@ -34,6 +40,7 @@ mod zfs;
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -50,6 +57,7 @@ Usage: cfrfix-check --check LIBRARY SRC_DIR DST_DIR
        cfrfix-check --status [LIBRARY]
        cfrfix-check --log-destination DEST
        cfrfix-check --warnings [--mode-from-option]
+       cfrfix-check --program [--enosys] [--off] ENTRY PROGRAM
 (the cfrfix command's helper: run `cfrfix --help`)";
 
 /// Prints a line of the report. A reader that went away (`cfrfix --check | head`) ends the
@@ -87,14 +95,30 @@ fn main() -> ExitCode {
         )),
         ["--status"] => ExitCode::from(status::run(None)),
         ["--status", _] => ExitCode::from(status::run(Some(&PathBuf::from(&args[1])))),
-        ["--log-destination", _] => match system::log_destination_problem(&PathBuf::from(&args[1]))
-        {
+        ["--log-destination", _] => match logdest::value_problem(args[1].as_bytes()) {
             None => ExitCode::SUCCESS,
             Some(problem) => {
                 eprintln!("{problem}");
                 ExitCode::from(1)
             }
         },
+        ["--program", rest @ ..] => {
+            let enosys = rest.contains(&"--enosys");
+            let off = rest.contains(&"--off");
+            let operands: Vec<&OsString> = args[1..]
+                .iter()
+                .filter(|a| !matches!(a.to_str(), Some("--enosys" | "--off")))
+                .collect();
+            match operands.as_slice() {
+                [entry, program] => match entry.to_str() {
+                    Some(entry) => {
+                        ExitCode::from(program::run(entry, &PathBuf::from(program), enosys, off))
+                    }
+                    None => usage_error("--program: the library entry is not UTF-8"),
+                },
+                _ => usage_error("--program [--enosys] [--off] ENTRY PROGRAM"),
+            }
+        }
         ["--warnings"] => {
             status::warnings(false);
             ExitCode::SUCCESS

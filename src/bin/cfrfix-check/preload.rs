@@ -173,11 +173,97 @@ pub fn system_wide_entries() -> Result<Vec<String>, String> {
     }
 }
 
-/// For each ABI this machine runs: whether its programs load `entry`, as lines, and whether
-/// any ABI does not.
-pub fn per_abi(entry: &str) -> (Vec<String>, bool) {
-    let mut lines = Vec::new();
-    let mut any_missing = false;
+/// The ABI of programs of ELF class `class` and machine `machine`, if this machine runs it.
+pub fn abi_of(class: u8, machine: u16) -> Option<ProgramAbi> {
+    present_abis()
+        .into_iter()
+        .find(|abi| (abi.abi.class, abi.abi.machine) == (class, machine))
+}
+
+/// The ABIs this machine runs.
+pub fn present_abis() -> Vec<ProgramAbi> {
+    ABIS.iter()
+        .filter(|abi| abi.present())
+        .map(ProgramAbi::new)
+        .collect()
+}
+
+impl ProgramAbi {
+    fn new(abi: &'static Abi) -> ProgramAbi {
+        let lib = abi.lib();
+        let libc = ["/", "/usr/"]
+            .iter()
+            .map(|root| Path::new(root).join(lib).join("libc.so.6"))
+            .find(|path| elf_kind(path) == Ok((abi.class, abi.machine)));
+        ProgramAbi {
+            abi,
+            native: abi.name == NATIVE,
+            libc,
+        }
+    }
+}
+
+/// An ABI this machine runs, as `cfrfix PROGRAM` needs it: how its loader reads an LD_PRELOAD
+/// entry, and a program of it to test-load a library into (its C library, which runs as a
+/// program and prints its version).
+pub struct ProgramAbi {
+    abi: &'static Abi,
+    pub native: bool,
+    pub libc: Option<std::path::PathBuf>,
+}
+
+impl ProgramAbi {
+    pub fn name(&self) -> &'static str {
+        self.abi.name
+    }
+
+    pub fn expand(&self, entry: &str) -> String {
+        self.abi.expand(entry)
+    }
+
+    /// Whether the file at `path` is a library of this ABI: Err says what it is instead.
+    pub fn serves(&self, path: &Path) -> Result<(), String> {
+        match elf_kind(path) {
+            Ok(kind) if kind == (self.abi.class, self.abi.machine) => Ok(()),
+            Ok(kind) => Err(describe_kind(kind)),
+            Err(why) => Err(why),
+        }
+    }
+}
+
+/// The ABI this program was built for.
+const NATIVE: &str = if cfg!(target_arch = "x86_64") {
+    "x86_64"
+} else if cfg!(target_arch = "x86") {
+    "i386"
+} else {
+    "aarch64"
+};
+
+/// Whether the programs of each ABI this machine runs load `entry`.
+pub struct PerAbi {
+    /// One line per ABI: `  x86_64 programs: get cfrfix (...)`.
+    pub lines: Vec<String>,
+    /// Some ABI's programs do not get it.
+    pub any_missing: bool,
+    /// The programs of this tool's own ABI (which runs its test program) do not get it.
+    pub native_missing: bool,
+}
+
+/// For each ABI this machine runs: whether its programs load `entry`. A file of the right ELF
+/// class and machine is, for this tool's own ABI, also test-loaded (`copy::library_loads`): a
+/// truncated library has a valid header.
+pub fn per_abi(entry: &str) -> PerAbi {
+    per_abi_probed(entry, |path| crate::copy::library_loads(path).map(drop))
+}
+
+/// `per_abi`, with `loads` to test-load a library of the native ABI.
+fn per_abi_probed(entry: &str, loads: impl Fn(&str) -> Result<(), String>) -> PerAbi {
+    let mut report = PerAbi {
+        lines: Vec::new(),
+        any_missing: false,
+        native_missing: false,
+    };
     for abi in ABIS.iter().filter(|abi| abi.present()) {
         let path = abi.expand(entry);
         let shown = if path == entry {
@@ -185,19 +271,26 @@ pub fn per_abi(entry: &str) -> (Vec<String>, bool) {
         } else {
             format!("{entry} = {path}")
         };
-        match elf_kind(Path::new(&path)) {
-            Ok(kind) if kind == (abi.class, abi.machine) => lines.push(format!(
+        let native = abi.name == NATIVE;
+        let outcome = match elf_kind(Path::new(&path)) {
+            Ok(kind) if kind == (abi.class, abi.machine) && native => match loads(&path) {
+                Ok(()) => Ok(kind),
+                Err(why) => Err(format!("{}, but does not load: {why}", describe_kind(kind))),
+            },
+            Ok(kind) if kind == (abi.class, abi.machine) => Ok(kind),
+            Ok(kind) => Err(describe_kind(kind)),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(kind) => report.lines.push(format!(
                 "  {} programs: get cfrfix ({shown}: {})",
                 abi.name,
                 describe_kind(kind)
             )),
-            outcome => {
-                any_missing = true;
-                let why = match outcome {
-                    Ok(kind) => describe_kind(kind),
-                    Err(e) => e,
-                };
-                lines.push(format!(
+            Err(why) => {
+                report.any_missing = true;
+                report.native_missing |= native;
+                report.lines.push(format!(
                     "  {} programs: do NOT get cfrfix ({shown}: {why}); each prints \"ERROR: \
                      ld.so: object ... cannot be preloaded\" on stderr and runs without it",
                     abi.name
@@ -205,7 +298,7 @@ pub fn per_abi(entry: &str) -> (Vec<String>, bool) {
             }
         }
     }
-    (lines, any_missing)
+    report
 }
 
 #[cfg(test)]
@@ -230,7 +323,11 @@ mod tests {
         };
         assert!(ABIS.iter().any(|abi| abi.name == native && abi.present()));
         let exe = std::env::current_exe().unwrap();
-        let (lines, missing) = per_abi(exe.to_str().unwrap());
+        let PerAbi {
+            lines,
+            any_missing: missing,
+            ..
+        } = per_abi_probed(exe.to_str().unwrap(), |_| Ok(()));
         assert!(
             lines
                 .iter()
@@ -239,5 +336,17 @@ mod tests {
         );
         // Another ABI, if this machine has one (the i386 loader of libc6-i386), must not.
         assert_eq!(missing, lines.len() > 1, "{lines:?}");
+        // A native file that does not load is named, and counted for the native ABI.
+        let report = per_abi_probed(exe.to_str().unwrap(), |_| Err("file too short".into()));
+        assert!(report.native_missing && report.any_missing);
+        assert!(
+            report
+                .lines
+                .iter()
+                .any(|l| l.starts_with(&format!("  {native} programs: do NOT"))
+                    && l.contains("but does not load: file too short")),
+            "{:?}",
+            report.lines
+        );
     }
 }

@@ -14,6 +14,7 @@ pub const TOOL_VARIABLES: &[&str] = &[
     "CFRFIX_ARTEFACT_DIR",
     "CFRFIX_CHECK_SYSFS",
     "CFRFIX_CHECK_KERNEL_RELEASE",
+    "CFRFIX_CHECK_NO_TMPFILE",
 ];
 
 /// Where a setting's value comes from.
@@ -74,8 +75,58 @@ impl Tracker {
     }
 }
 
+/// Text from the configuration or the environment as the user can read it back: invisible or
+/// non-printable characters (a NUL, a byte-order mark, a no-break space, control characters) and
+/// bytes that are not UTF-8 are written as escapes (`\0`, `\u{feff}`, `\u{a0}`, `\x1b`, `\xff`),
+/// so that a problem line shows what to fix.
+pub fn printable(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\0' => out.push_str("\\0"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+                c if invisible(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+                c => out.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
+}
+
+/// Characters that print as nothing or as a plain space: C1 controls, the no-break and other
+/// Unicode spaces, zero-width and direction marks, separators, the byte-order mark.
+fn invisible(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x80..=0x9f
+            | 0xa0
+            | 0xad
+            | 0x034f
+            | 0x061c
+            | 0x115f..=0x1160
+            | 0x1680
+            | 0x180e
+            | 0x2000..=0x200f
+            | 0x2028..=0x202f
+            | 0x205f..=0x206f
+            | 0x3000
+            | 0x3164
+            | 0xfe00..=0xfe0f
+            | 0xfeff
+            | 0xffa0
+            | 0xfff0..=0xfffb
+    )
+}
+
 fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    printable(bytes)
 }
 
 impl Sink for Tracker {
@@ -86,12 +137,29 @@ impl Sink for Tracker {
         };
         let problem = match event {
             Event::Applied { key, .. } => {
+                let earlier = &self.sources[index(key)];
+                let duplicate = match (earlier, origin) {
+                    (Source::ConfigLine(first), Origin::ConfigLine(_)) => Some(*first),
+                    _ => None,
+                };
                 self.sources[index(key)] = match origin {
                     Origin::ConfigLine(n) => Source::ConfigLine(n),
                     Origin::Environment(name) => Source::Environment(text(name)),
                 };
-                return;
+                match duplicate {
+                    // The library applies both lines; the later one wins.
+                    Some(first) => format!(
+                        "{at}: {} is set again: this line wins, line {first}'s value is overridden",
+                        key.name()
+                    ),
+                    None => return,
+                }
             }
+            Event::InvalidValue { key, value: [] } => format!(
+                "{at}: empty value for {} (valid: {}): ignored",
+                key.name(),
+                key.valid_values()
+            ),
             Event::InvalidValue { key, value } => {
                 let quoted = value.len() >= 2
                     && matches!(value.first(), Some(b'"' | b'\''))
@@ -115,8 +183,13 @@ impl Sink for Tracker {
             Event::UnknownKey { key } => match origin {
                 Origin::ConfigLine(_) => format!(
                     "{at}: unknown key '{}' (the keys are mode, errnos, engine, sparse, log): \
-                     line ignored",
-                    text(key)
+                     line ignored{}",
+                    text(key),
+                    if key.starts_with("\u{feff}".as_bytes()) {
+                        "; the file starts with a byte-order mark: save it without one"
+                    } else {
+                        ""
+                    }
                 ),
                 Origin::Environment(_) if TOOL_VARIABLES.contains(&at.as_str()) => return,
                 Origin::Environment(_) => format!(
@@ -201,7 +274,7 @@ pub fn resolve() -> Resolved {
         )),
         ConfigState::Unreadable(e) => tracker.problems.push(format!(
             "{CONFIG_FILE}: cannot be read by uid {} ({}): programs run by this user do not \
-             get its settings",
+             get its settings (setuid-root programs, which read it as root, do)",
             // SAFETY: getuid has no preconditions.
             unsafe { libc::getuid() },
             crate::system::error_text(e)
@@ -216,6 +289,9 @@ pub fn resolve() -> Resolved {
         entry.push(b'=');
         entry.extend_from_slice(value.as_bytes());
         settings.apply_environment_entry(&entry, &mut tracker);
+        if let Some(problem) = misspelt_variable(name.as_bytes()) {
+            tracker.problems.push(problem);
+        }
     }
     Resolved {
         config,
@@ -225,6 +301,25 @@ pub fn resolve() -> Resolved {
         secure_sources,
         problems: tracker.problems,
     }
+}
+
+/// A variable that looks like a setting but that the library does not read, because its
+/// `CFRFIX_` prefix is not upper-case (`cfrfix_mode`; the rest of the name may be any case).
+fn misspelt_variable(name: &[u8]) -> Option<String> {
+    const PREFIX: &[u8] = b"CFRFIX_";
+    let prefix = name.get(..PREFIX.len())?;
+    if prefix == PREFIX || !prefix.eq_ignore_ascii_case(PREFIX) {
+        return None;
+    }
+    let rest = name.get(PREFIX.len()..).unwrap_or(&[]);
+    let meant = Key::ALL
+        .into_iter()
+        .find(|k| k.name().as_bytes().eq_ignore_ascii_case(rest))
+        .map_or_else(String::new, |k| format!(" (meant {}?)", k.variable()));
+    Some(format!(
+        "{}: not a setting: the library reads only variables named CFRFIX_...{meant}: ignored",
+        text(name)
+    ))
 }
 
 fn errno_name(e: usize) -> String {

@@ -20,23 +20,23 @@
 //!
 //! Exit status: 0 without problems, 1 with at least one.
 
-use crate::parse::{Key, LogSetting, Settings};
+use crate::parse::{DEFAULT_FALLBACK_SET, Key, LogSetting, Mode, SET_WORDS, Settings};
 use crate::settings::{self, ConfigState, Source};
-use crate::{VERSION, preload, say, system};
+use crate::{VERSION, logdest, preload, say};
 use std::io::Write;
 use std::path::Path;
 
-/// Where the library would log, and whether it can (None: not to a file).
-fn log_file(settings: &Settings) -> Option<String> {
+/// The log file of `settings`, as the library would open it (None: not a file).
+fn log_file(settings: &Settings) -> Option<Vec<u8>> {
     match settings.log {
-        Some(LogSetting::File(path)) => Some(String::from_utf8_lossy(path.as_bytes()).into_owned()),
+        Some(LogSetting::File(path)) => Some(path.as_bytes().to_vec()),
         _ => None,
     }
 }
 
 /// The log files of ordinary and of secure-execution programs (one entry if they agree).
-fn log_destinations(resolved: &settings::Resolved) -> Vec<String> {
-    let mut destinations: Vec<String> = Vec::new();
+fn log_destinations(resolved: &settings::Resolved) -> Vec<Vec<u8>> {
+    let mut destinations: Vec<Vec<u8>> = Vec::new();
     for candidate in [
         log_file(&resolved.settings),
         log_file(&resolved.secure_settings),
@@ -52,13 +52,39 @@ fn log_destinations(resolved: &settings::Resolved) -> Vec<String> {
 }
 
 /// Why the library cannot log to `destination`, as a problem line; None if it can.
-fn log_destination_problem(destination: &str) -> Option<String> {
-    system::log_destination_problem(Path::new(destination))
-        .map(|problem| format!("log destination {problem}: the library will log nothing there"))
+fn log_destination_problem(destination: &[u8]) -> Option<String> {
+    logdest::file_problem(destination).map(|problem| {
+        format!(
+            "log destination {}: {problem}: the library will log nothing there",
+            settings::printable(destination)
+        )
+    })
+}
+
+/// Why the settings switch cfrfix off, in effect, for a program started now: a mode of `off`
+/// (unless the user gave `--mode off`), or an empty errno set in mode `auto` (the kernel is
+/// asked, and no refusal is answered with a copy).
+fn switched_off(resolved: &settings::Resolved, mode_from_option: bool) -> Option<String> {
+    let mode = resolved.settings.mode.unwrap_or(Mode::Auto);
+    let errnos = resolved.settings.errnos.unwrap_or(DEFAULT_FALLBACK_SET);
+    let source = |key| settings::source(&resolved.sources, key).describe();
+    match mode {
+        Mode::Off if !mode_from_option => Some(format!(
+            "mode is off ({}): PROGRAM runs with cfrfix switched off",
+            source(Key::Mode)
+        )),
+        Mode::Auto if errnos == [0; SET_WORDS] => Some(format!(
+            "errnos is none ({}): in mode auto cfrfix then never copies, so PROGRAM runs with \
+             cfrfix switched off in effect",
+            source(Key::Errnos)
+        )),
+        _ => None,
+    }
 }
 
 /// What the cfrfix command prints before it runs PROGRAM: every settings problem the library
-/// will silently work around, and a mode of `off` unless the user gave `--mode off`.
+/// will silently work around, and settings that switch cfrfix off unless the user gave
+/// `--mode off`.
 pub fn warnings(mode_from_option: bool) {
     let resolved = settings::resolve();
     let mut lines = resolved.problems.clone();
@@ -68,13 +94,7 @@ pub fn warnings(mode_from_option: bool) {
             .filter_map(|d| log_destination_problem(d)),
     );
     let problems = lines.len();
-    let off = resolved.settings.mode == Some(crate::parse::Mode::Off);
-    if off && !mode_from_option {
-        lines.push(format!(
-            "mode is off ({}): PROGRAM runs with cfrfix switched off",
-            settings::source(&resolved.sources, Key::Mode).describe()
-        ));
-    }
+    lines.extend(switched_off(&resolved, mode_from_option));
     let mut err = std::io::stderr().lock();
     for line in lines {
         let _ = writeln!(err, "cfrfix: warning: {line}");
@@ -98,8 +118,21 @@ pub fn run(library: Option<&Path>) -> u8 {
         );
         let secure_source = settings::source(&resolved.secure_sources, key);
         let secure_value = settings::value(&resolved.secure_settings, key);
-        if matches!(source, Source::Environment(_))
-            && (secure_value != settings::value(&resolved.settings, key) || secure_source != source)
+        if !matches!(source, Source::Environment(_)) {
+            continue;
+        }
+        if let ConfigState::Unreadable(_) = resolved.config {
+            // Setuid-root programs read the file as root: what they get is in it.
+            say!(
+                "  in setuid, setgid and file-capability programs (they ignore CFRFIX_*): \
+                 unknown here: setuid-root programs read {} as root, and uid {} cannot (run \
+                 cfrfix --status as root)",
+                settings::CONFIG_FILE,
+                // SAFETY: getuid has no preconditions.
+                unsafe { libc::getuid() }
+            );
+        } else if secure_value != settings::value(&resolved.settings, key)
+            || secure_source != source
         {
             say!(
                 "  in setuid, setgid and file-capability programs (they ignore CFRFIX_*): {} ({})",
@@ -107,6 +140,12 @@ pub fn run(library: Option<&Path>) -> u8 {
                 secure_source.describe()
             );
         }
+    }
+    if let Some(warning) = switched_off(&resolved, false) {
+        say!(
+            "warning: {}",
+            warning.replace("PROGRAM runs", "programs run")
+        );
     }
     match &resolved.config {
         ConfigState::Absent => say!("config file: {}: none", settings::CONFIG_FILE),
@@ -121,7 +160,10 @@ pub fn run(library: Option<&Path>) -> u8 {
 
     for destination in log_destinations(&resolved) {
         match log_destination_problem(&destination) {
-            None => say!("log destination: {destination}: can be written"),
+            None => say!(
+                "log destination: {}: can be written",
+                settings::printable(&destination)
+            ),
             Some(problem) => problems.push(problem),
         }
     }
@@ -136,9 +178,28 @@ pub fn run(library: Option<&Path>) -> u8 {
         say!("problem: {problem}");
     }
 
-    match preload::ld_preload_entries().as_slice() {
-        [] => say!("LD_PRELOAD: no"),
-        entries => say!("LD_PRELOAD: yes ({})", entries.join(" ")),
+    let ld_preload = preload::ld_preload_entries();
+    if ld_preload.is_empty() {
+        say!("LD_PRELOAD: no");
+    }
+    for entry in ld_preload {
+        // Programs started from this environment inherit it: each ABI's get it or not.
+        let report = preload::per_abi(&entry);
+        let native = if report.native_missing {
+            "listed but NOT loaded"
+        } else {
+            "yes"
+        };
+        say!("LD_PRELOAD: {native} ({entry})");
+        for line in &report.lines {
+            say!("{line}");
+        }
+        if report.any_missing {
+            let problem =
+                format!("{entry} in LD_PRELOAD does not load into every ABI this machine runs");
+            say!("problem: {problem}");
+            problems.push(problem);
+        }
     }
     match preload::system_wide_entries() {
         Err(why) => say!("system-wide: no ({}: {why})", preload::PRELOAD_FILE),
@@ -149,11 +210,11 @@ pub fn run(library: Option<&Path>) -> u8 {
         Ok(entries) => {
             for entry in entries {
                 say!("system-wide: yes: {} lists {entry}", preload::PRELOAD_FILE);
-                let (lines, any_missing) = preload::per_abi(&entry);
-                for line in lines {
+                let report = preload::per_abi(&entry);
+                for line in &report.lines {
                     say!("{line}");
                 }
-                if any_missing {
+                if report.any_missing {
                     let problem = format!(
                         "{entry} in {} does not load into every ABI this machine runs",
                         preload::PRELOAD_FILE
@@ -165,8 +226,19 @@ pub fn run(library: Option<&Path>) -> u8 {
         }
     }
     if let Some(library) = library {
-        let state = if library.is_file() { "" } else { " (missing)" };
-        say!("library for `cfrfix PROGRAM`: {}{state}", library.display());
+        let entry = library.display().to_string();
+        match crate::copy::library_loads(&entry) {
+            Ok(_) => say!("library for `cfrfix PROGRAM`: {entry}"),
+            Err(why) => {
+                let problem = format!(
+                    "the library for `cfrfix PROGRAM`, {entry}, does not load ({why}): cfrfix \
+                     PROGRAM starts no program (exit 125)"
+                );
+                say!("library for `cfrfix PROGRAM`: {entry}: does NOT load");
+                say!("problem: {problem}");
+                problems.push(problem);
+            }
+        }
     }
     match problems.len() {
         0 => say!("summary: no problems"),

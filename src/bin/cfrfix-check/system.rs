@@ -1,9 +1,8 @@
-//! Facts about this machine: filesystems, the kernel, the OpenZFS module, and whether the
-//! library could write its log at a path.
+//! Facts about this machine: filesystems, the kernel, the OpenZFS module.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 const ZFS_SUPER_MAGIC: i64 = 0x2fc1_2fc1;
@@ -157,102 +156,6 @@ pub fn error_text(e: &std::io::Error) -> String {
     }
 }
 
-fn can_access(path: &Path, mode: libc::c_int) -> Result<(), std::io::Error> {
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: access reads the NUL-terminated path only.
-    if unsafe { libc::access(c_path.as_ptr(), mode) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-fn uid() -> u32 {
-    // SAFETY: getuid has no preconditions.
-    unsafe { libc::getuid() }
-}
-
-/// Why the library could not write its log at `path` in a process of this user, or None if it
-/// can. The library's rules: an absolute path; the last component is never followed if it is a
-/// symbolic link (O_NOFOLLOW); only a regular file with one link is written; it is created if
-/// missing.
-pub fn log_destination_problem(path: &Path) -> Option<String> {
-    if !path.is_absolute() {
-        return Some(format!(
-            "{}: not an absolute path (the library would resolve it in each program's \
-             working directory, so it refuses it)",
-            path.display()
-        ));
-    }
-    match std::fs::symlink_metadata(path) {
-        Ok(metadata) => {
-            let file_type = metadata.file_type();
-            if file_type.is_symlink() {
-                return Some(format!(
-                    "{}: a symbolic link, which the library never follows (for standard error, \
-                     use 'stderr')",
-                    path.display()
-                ));
-            }
-            if !file_type.is_file() {
-                let what = if file_type.is_fifo() {
-                    "a FIFO"
-                } else if metadata.is_dir() {
-                    "a directory"
-                } else {
-                    "not a regular file"
-                };
-                return Some(format!(
-                    "{}: {what}; the library writes only to a regular file",
-                    path.display()
-                ));
-            }
-            if metadata.nlink() > 1 {
-                return Some(format!(
-                    "{}: has {} hard links; the library writes only to a file with one link",
-                    path.display(),
-                    metadata.nlink()
-                ));
-            }
-            can_access(path, libc::W_OK).err().map(|e| {
-                format!(
-                    "{}: cannot be written by uid {} ({})",
-                    path.display(),
-                    uid(),
-                    error_text(&e)
-                )
-            })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let parent = path.parent().unwrap_or(Path::new("/"));
-            match std::fs::metadata(parent) {
-                Ok(m) if m.is_dir() => can_access(parent, libc::W_OK | libc::X_OK).err().map(|e| {
-                    format!(
-                        "{}: does not exist, and uid {} cannot create it in {} ({})",
-                        path.display(),
-                        uid(),
-                        parent.display(),
-                        error_text(&e)
-                    )
-                }),
-                Ok(_) => Some(format!(
-                    "{}: {} is not a directory",
-                    path.display(),
-                    parent.display()
-                )),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
-                    "{}: the directory {} does not exist",
-                    path.display(),
-                    parent.display()
-                )),
-                Err(e) => Some(format!("{}: {}", path.display(), error_text(&e))),
-            }
-        }
-        Err(e) => Some(format!("{}: {}", path.display(), error_text(&e))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,25 +168,5 @@ mod tests {
         );
         assert_eq!(unescape_mountinfo("/plain"), PathBuf::from("/plain"));
         assert_eq!(unescape_mountinfo("/end\\"), PathBuf::from("/end\\"));
-    }
-
-    #[test]
-    fn log_destinations() {
-        assert!(log_destination_problem(Path::new("relative.log")).is_some());
-        assert!(
-            log_destination_problem(Path::new("/nonexistent-dir-cfrfix/x.log"))
-                .unwrap()
-                .contains("does not exist")
-        );
-        assert!(
-            log_destination_problem(Path::new("/"))
-                .unwrap()
-                .contains("a directory")
-        );
-        assert!(
-            log_destination_problem(Path::new("/dev/stderr"))
-                .unwrap()
-                .contains("symbolic link")
-        );
     }
 }

@@ -34,6 +34,43 @@ pub fn parse_version(text: &str) -> Option<Version> {
     Some(Version(major, minor, patch))
 }
 
+/// The newest OpenZFS release series the table was written for: a later one may have bugs of
+/// its own that the table does not know.
+const NEWEST_KNOWN_SERIES: (u32, u32) = (2, 3);
+
+/// Why the table cannot judge the module version `text` (parsed as `version`), if it cannot:
+/// only releases of the series it knows are judged. A development build (`2.2.99-365_g...`:
+/// OpenZFS numbers the snapshots between 2.2 and 2.3 as 2.2.99) and a release candidate
+/// (`2.2.0-rc4`) may carry any state of the bugs.
+pub fn not_judged(text: &str, version: Version) -> Option<String> {
+    let suffix = text
+        .trim()
+        .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let pre_release = suffix
+        .strip_prefix('-')
+        .is_some_and(|s| s.get(..2).is_some_and(|rc| rc.eq_ignore_ascii_case("rc")));
+    let Version(major, minor, patch) = version;
+    if patch >= 90 {
+        Some(format!(
+            "OpenZFS {major}.{minor}.{patch} is a development build (a snapshot between \
+             releases), not a release the table knows"
+        ))
+    } else if pre_release {
+        Some(format!(
+            "OpenZFS {} is a release candidate, not a release the table knows",
+            text.trim()
+        ))
+    } else if (major, minor) > NEWEST_KNOWN_SERIES {
+        Some(format!(
+            "OpenZFS {major}.{minor}.{patch} is newer than the releases the table knows (up to \
+             {}.{}.x)",
+            NEWEST_KNOWN_SERIES.0, NEWEST_KNOWN_SERIES.1
+        ))
+    } else {
+        None
+    }
+}
+
 /// A known problem of a module/kernel pair.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Problem {
@@ -112,6 +149,12 @@ pub fn verdict_lines(module_version: Option<&str>, kernel_release: &str) -> Vec<
             "upgrade: unknown".to_string(),
         ];
     };
+    if let Some(why) = module_version.and_then(|text| not_judged(text, zfs)) {
+        return vec![
+            format!("verdict: unknown: {why}"),
+            "upgrade: unknown".to_string(),
+        ];
+    }
     let found = problems(zfs, kernel);
     let mut lines = Vec::new();
     if found.is_empty() {
@@ -217,5 +260,40 @@ mod tests {
         let lines = verdict_lines(None, "6.8.0");
         assert!(lines[0].starts_with("verdict: unknown: "));
         assert_eq!(lines[1], "upgrade: unknown");
+    }
+
+    /// Only releases of the series the table was written for are judged.
+    #[test]
+    fn development_builds_candidates_and_newer_series_are_unknown() {
+        for (version, why) in [
+            ("2.2.99-1", "a development build"),
+            ("2.2.99-365_g1234abcd", "a development build"),
+            ("2.1.99-1", "a development build"),
+            ("2.2.0-rc4", "a release candidate"),
+            ("2.3.0-RC1", "a release candidate"),
+            (
+                "2.4.0-1",
+                "newer than the releases the table knows (up to 2.3.x)",
+            ),
+            ("3.0.1", "newer than the releases"),
+        ] {
+            for kernel in ["6.8.0-31-generic", "6.6.1"] {
+                let lines = verdict_lines(Some(version), kernel);
+                assert!(
+                    lines[0].starts_with("verdict: unknown: ") && lines[0].contains(why),
+                    "{version} on {kernel}: {lines:?}"
+                );
+                assert_eq!(lines[1], "upgrade: unknown", "{version}");
+                assert_eq!(lines.len(), 2, "{version}");
+            }
+        }
+        // Releases, with Debian's and backports' package suffixes, are judged.
+        for version in ["2.2.3-1", "2.3.2-2~bpo12+2", "2.1.15-1", "0.8.6", "2.2.4"] {
+            let lines = verdict_lines(Some(version), "6.8.0");
+            assert!(
+                !lines[0].starts_with("verdict: unknown"),
+                "{version}: {lines:?}"
+            );
+        }
     }
 }

@@ -1,0 +1,639 @@
+//! `cfrfix PROGRAM`: whether the library will be in effect in PROGRAM, decided before PROGRAM
+//! starts, and the LD_PRELOAD it gets (`cfrfix-check --program`, the cfrfix command's last step).
+//!
+//! PROGRAM is followed through `#!` lines (and `#!/usr/bin/env NAME`) to the ELF program the
+//! kernel will really run. The library cannot be in effect there, and PROGRAM is refused, when
+//! that program
+//! - has no ELF interpreter (static, static-pie) or is a Go program: they make their system
+//!   calls themselves, and no preload reaches them (`--enosys` is the documented way: they then
+//!   copy by themselves);
+//! - runs in secure-execution mode (setuid or setgid to someone else, file capabilities for a
+//!   user other than root, outside a `nosuid` mount): the loader ignores LD_PRELOAD entries that
+//!   contain a '/' there, so only `/etc/ld.so.preload` reaches it (if it lists a library of its
+//!   ABI, it is run);
+//! - is of an ABI for which no cfrfix library in the LD_PRELOAD serves (a 32-bit program and no
+//!   i686 build; the user's own entries count, in order);
+//! - would get a library that exists but does not load (truncated, damaged, unreadable): it is
+//!   test-loaded into a program of that ABI first (this tool's `cfrfix-check-copy` for its own
+//!   ABI, which shows its memory map; that ABI's C library for the others).
+//!
+//! The LD_PRELOAD: the cfrfix entry first, then the environment's entries in their order, less
+//! those that name the same file as the cfrfix entry does for some ABI (one library loaded
+//! twice would only print nothing new): the user's other builds (an i686 `libcfrfix.so`) stay.
+
+use crate::preload::{self, ProgramAbi};
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The kernel follows at most this many `#!` interpreters (BINPRM_MAX_RECURSION).
+const MAX_INTERPRETERS: usize = 4;
+/// The kernel reads this much of a file to find its `#!` line (BINPRM_BUF_SIZE).
+const HEAD_BYTES: usize = 256;
+
+const PT_INTERP: u32 = 3;
+const PT_NOTE: u32 = 4;
+/// The largest note segment read when looking for the Go toolchain's notes.
+const NOTE_BYTES_MAX: u64 = 64 * 1024;
+
+/// What PROGRAM turned out to be.
+struct Program {
+    /// What the user named (resolved by the shell).
+    named: PathBuf,
+    /// The file the kernel runs in the end (PROGRAM itself, or its last interpreter).
+    runs: PathBuf,
+}
+
+impl Program {
+    /// `X` or `X runs Y, which`, to start a sentence about the program that runs.
+    fn subject(&self) -> String {
+        if self.runs == self.named {
+            self.named.display().to_string()
+        } else {
+            format!(
+                "{} runs {}, which",
+                self.named.display(),
+                self.runs.display()
+            )
+        }
+    }
+}
+
+/// An ELF program's ABI and how it makes its system calls.
+struct Elf {
+    class: u8,
+    machine: u16,
+    /// Has a PT_INTERP: started by the dynamic loader, which does the preloading.
+    dynamic: bool,
+    /// Built by the Go toolchain (a `Go` note): raw system calls, whatever the linking.
+    go: bool,
+}
+
+/// The verdict for PROGRAM: Ok, or why the library would not be in effect in it.
+type Verdict = Result<(), String>;
+
+/// `cfrfix-check --program ENTRY PROGRAM` (with `--enosys`, `--off`): prints the LD_PRELOAD
+/// value for PROGRAM and returns 0, or prints why PROGRAM would run without the library and
+/// returns 1. With `--off` (the user's `--mode off`) it never refuses: PROGRAM gets the library
+/// only where it would be in effect, else the LD_PRELOAD as it was.
+pub fn run(entry: &str, program: &Path, enosys: bool, off: bool) -> u8 {
+    let existing = std::env::var("LD_PRELOAD").unwrap_or_default();
+    let entries = compose(entry, &existing);
+    match judge(program, &entries, enosys) {
+        Ok(()) => {
+            crate::say!("{}", entries.join(":"));
+            0
+        }
+        Err(_) if off => {
+            crate::say!("{existing}");
+            0
+        }
+        Err(why) => {
+            crate::say!("{why}");
+            1
+        }
+    }
+}
+
+/// ld.so's separators in LD_PRELOAD.
+fn split(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split([' ', ':', '\t', '\n'])
+        .filter(|e| !e.is_empty())
+}
+
+/// `entry` first, then `existing`'s entries in order, less other names for the files `entry`
+/// names (for each ABI this machine runs, and as written).
+fn compose(entry: &str, existing: &str) -> Vec<String> {
+    let ours: Vec<(u64, u64)> = preload::present_abis()
+        .iter()
+        .map(|abi| abi.expand(entry))
+        .chain(std::iter::once(entry.to_string()))
+        .filter_map(|path| std::fs::metadata(path).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
+    let mut entries = vec![entry.to_string()];
+    for other in split(existing) {
+        let same_file = std::fs::metadata(other).is_ok_and(|m| ours.contains(&(m.dev(), m.ino())));
+        if other != entry && !same_file && !entries.iter().any(|e| e == other) {
+            entries.push(other.to_string());
+        }
+    }
+    entries
+}
+
+fn is_cfrfix(entry: &str) -> bool {
+    Path::new(entry)
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("libcfrfix"))
+}
+
+fn judge(named: &Path, entries: &[String], enosys: bool) -> Verdict {
+    let (program, head) = match follow(named) {
+        Ok(found) => found,
+        Err(_) if enosys => return Ok(()),
+        Err(why) => return Err(why),
+    };
+    let elf = match inspect(&program.runs, &head) {
+        Ok(Some(elf)) => elf,
+        // A text file without `#!`: the shell runs it itself, and its commands get the library.
+        Ok(None) if !is_binary(&head) => return Ok(()),
+        Ok(None) if enosys => return Ok(()),
+        Ok(None) => {
+            return Err(format!(
+                "{} is neither an ELF program nor a script: cannot tell whether the library \
+                 reaches it (with --enosys, whatever runs copies by itself)",
+                program.subject()
+            ));
+        }
+        Err(why) => return Err(why),
+    };
+    let raw_system_calls = if !elf.dynamic {
+        Some("is statically linked: no preload reaches it")
+    } else if elf.go {
+        Some("is a Go program: it makes its system calls itself, and no preload reaches them")
+    } else {
+        None
+    };
+    if let Some(what) = raw_system_calls {
+        if enosys {
+            return Ok(());
+        }
+        return Err(format!(
+            "{} {what}; run it with cfrfix --enosys (its copy_file_range then fails with ENOSYS \
+             and it copies by itself)",
+            program.subject()
+        ));
+    }
+    // An ABI this machine does not run: exec fails by itself, the shell's way.
+    let Some(abi) = preload::abi_of(elf.class, elf.machine) else {
+        return Ok(());
+    };
+    if !enosys {
+        if let Some(how) = secure_execution(&program.runs) {
+            return reached_system_wide(&program, &abi, &how);
+        }
+    }
+    let Some(library) = entries
+        .iter()
+        .find(|e| is_cfrfix(e) && abi.serves(Path::new(&abi.expand(e))).is_ok())
+    else {
+        if enosys {
+            eprintln!(
+                "cfrfix: warning: {} is an {} program and no cfrfix library for {} is \
+                 preloaded: it gets ENOSYS and copies by itself",
+                program.subject(),
+                abi.name(),
+                abi.name()
+            );
+            return Ok(());
+        }
+        let ours = entries.first().map_or("", String::as_str);
+        let expanded = abi.expand(ours);
+        let what = abi.serves(Path::new(&expanded)).err().unwrap_or_default();
+        // A file that is there but is no library at all is damaged, not another ABI's build.
+        if Path::new(&expanded).exists() && !what.starts_with("ELF ") {
+            return Err(format!(
+                "the library {expanded} does not load into {} programs ({what})",
+                abi.name()
+            ));
+        }
+        let shown = if expanded == ours {
+            format!("{ours}: {what}")
+        } else {
+            format!("{ours} is {expanded}: {what}")
+        };
+        return Err(format!(
+            "{} is an {} program and no cfrfix library for {} is preloaded ({shown}); {}",
+            program.subject(),
+            abi.name(),
+            abi.name(),
+            how_to_build(abi.name())
+        ));
+    };
+    test_load(&abi, library).map_err(|why| {
+        format!(
+            "the library {library} does not load into {} programs ({why})",
+            abi.name()
+        )
+    })
+}
+
+/// How to get a build for an ABI.
+fn how_to_build(abi: &str) -> String {
+    let triple = match abi {
+        "x86_64" => "x86_64-unknown-linux-gnu",
+        "i386" => "i686-unknown-linux-gnu",
+        "aarch64" => "aarch64-unknown-linux-gnu",
+        _ => return format!("cfrfix has no {abi} build"),
+    };
+    format!(
+        "build it with scripts/build-targets {triple} in a checkout, or install that ABI's library"
+    )
+}
+
+/// A secure-execution program: Ok only if `/etc/ld.so.preload` brings the library of its ABI.
+fn reached_system_wide(program: &Program, abi: &ProgramAbi, how: &str) -> Verdict {
+    let listed = preload::system_wide_entries().unwrap_or_default();
+    let serving = listed
+        .iter()
+        .find(|e| abi.serves(Path::new(&abi.expand(e))).is_ok());
+    match serving {
+        Some(entry) => {
+            if std::env::vars_os().any(|(name, _)| name.as_bytes().starts_with(b"CFRFIX_")) {
+                eprintln!(
+                    "cfrfix: warning: {} {how}: it gets cfrfix from {} ({entry}) with the \
+                     settings of /etc/cfrfix.conf alone (CFRFIX_*, --log and --mode do not \
+                     apply to it)",
+                    program.subject(),
+                    preload::PRELOAD_FILE
+                );
+            }
+            Ok(())
+        }
+        None => Err(format!(
+            "{} {how}: in such a program the loader ignores LD_PRELOAD entries that contain a \
+             '/', so cfrfix cannot reach it this way; use system-wide mode ({}, see \
+             docs/deployment.md), or --enosys, which runs it without its privileges",
+            program.subject(),
+            preload::PRELOAD_FILE
+        )),
+    }
+}
+
+/// Test-loads `entry` into a program of `abi`: Err says why it does not load.
+fn test_load(abi: &ProgramAbi, entry: &str) -> Result<(), String> {
+    if abi.native {
+        return crate::copy::library_loads(entry).map(drop);
+    }
+    // Another ABI's C library runs as a program (it prints its version); the loader complains
+    // on stderr about a preload it skips, and a truncated one kills it.
+    let Some(libc) = &abi.libc else {
+        return Ok(());
+    };
+    let output = Command::new(libc)
+        .env("LD_PRELOAD", entry)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {}", libc.display(), e))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    match stderr.lines().find(|l| l.contains("ld.so")) {
+        Some(line) => Err(line.trim_start_matches("ERROR: ").to_string()),
+        None if output.status.success() => Ok(()),
+        None => Err(format!(
+            "{} with it preloaded: {}",
+            libc.display(),
+            output.status
+        )),
+    }
+}
+
+/// The file the kernel will run for `named`, through `#!` lines, and its first bytes.
+fn follow(named: &Path) -> Result<(Program, Vec<u8>), String> {
+    let mut runs = named.to_path_buf();
+    for _ in 0..=MAX_INTERPRETERS {
+        let head = read_head(&runs).map_err(|e| {
+            format!(
+                "cannot read {} ({}): cannot tell whether the library reaches it (a static or \
+                 setuid program would run without it); make it readable, or use --enosys",
+                runs.display(),
+                crate::system::error_text(&e)
+            )
+        })?;
+        let Some((interpreter, argument)) = shebang(&head) else {
+            let program = Program {
+                named: named.to_path_buf(),
+                runs,
+            };
+            return Ok((program, head));
+        };
+        runs = env_command(&interpreter, argument.as_deref()).unwrap_or(interpreter);
+    }
+    Err(format!(
+        "{}: more than {MAX_INTERPRETERS} levels of #! interpreters (the kernel refuses it)",
+        named.display()
+    ))
+}
+
+fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(HEAD_BYTES);
+    File::open(path)?
+        .take(HEAD_BYTES as u64)
+        .read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// The interpreter and its optional argument of a `#!` line, as the kernel splits it: the
+/// interpreter up to the first blank, the rest of the line (trimmed) as one argument.
+fn shebang(head: &[u8]) -> Option<(PathBuf, Option<Vec<u8>>)> {
+    let line = head.strip_prefix(b"#!")?;
+    let line = line
+        .split(|&c| c == b'\n')
+        .next()
+        .unwrap_or(&[])
+        .trim_ascii();
+    let blank = |c: &u8| matches!(c, b' ' | b'\t');
+    let end = line.iter().position(blank).unwrap_or(line.len());
+    let (interpreter, rest) = line.split_at(end);
+    if interpreter.is_empty() {
+        return None;
+    }
+    let argument = rest.trim_ascii();
+    let argument = (!argument.is_empty()).then(|| argument.to_vec());
+    Some((
+        PathBuf::from(std::ffi::OsStr::from_bytes(interpreter)),
+        argument,
+    ))
+}
+
+/// For `#!/usr/bin/env [-S] [options] [NAME=VALUE...] COMMAND`: the command env runs, found in
+/// PATH as env finds it. None for any other interpreter, or a command env would not find.
+fn env_command(interpreter: &Path, argument: Option<&[u8]>) -> Option<PathBuf> {
+    if interpreter.file_name()? != "env" {
+        return None;
+    }
+    let argument = std::str::from_utf8(argument?).ok()?;
+    // Without -S the kernel's single argument is one word for env.
+    let words: Vec<&str> = match argument.strip_prefix("-S") {
+        Some(split) => split.split_whitespace().collect(),
+        None => vec![argument],
+    };
+    let mut words = words.into_iter();
+    let command = loop {
+        let word = words.next()?;
+        match word {
+            "-u" | "--unset" | "-C" | "--chdir" => {
+                words.next()?;
+            }
+            "--" => break words.next()?,
+            w if w.starts_with('-') || w.contains('=') => {}
+            w => break w,
+        }
+    };
+    if command.contains('/') {
+        return Some(PathBuf::from(command));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(command))
+        .find(|candidate| candidate.is_file() && executable(candidate))
+}
+
+fn executable(path: &Path) -> bool {
+    CString::new(path.as_os_str().as_bytes()).is_ok_and(|c_path| {
+        // SAFETY: access reads the NUL-terminated path only.
+        unsafe { libc::access(c_path.as_ptr(), libc::X_OK) == 0 }
+    })
+}
+
+/// bash runs a file without `#!` that exec refuses as a shell script, unless its first line
+/// holds a NUL byte (`check_binary_file`).
+fn is_binary(head: &[u8]) -> bool {
+    head.split(|&c| c == b'\n')
+        .next()
+        .is_some_and(|line| line.contains(&0))
+}
+
+/// The ELF facts of `path` (whose first bytes are `head`); None if it is not ELF.
+fn inspect(path: &Path, head: &[u8]) -> Result<Option<Elf>, String> {
+    if !head.starts_with(b"\x7fELF") {
+        return Ok(None);
+    }
+    let unreadable = |what: &str| format!("{}: {what}", path.display());
+    let file = File::open(path).map_err(|e| unreadable(&crate::system::error_text(&e)))?;
+    let reader = ElfReader {
+        file,
+        class64: head.get(4) == Some(&2),
+        big_endian: head.get(5) == Some(&2),
+    };
+    let header = reader
+        .bytes(0, 64)
+        .ok_or_else(|| unreadable("a truncated ELF header"))?;
+    let machine = reader.u16(&header, 18);
+    let (phoff, phentsize, phnum) = if reader.class64 {
+        (
+            reader.u64(&header, 0x20),
+            reader.u16(&header, 0x36),
+            reader.u16(&header, 0x38),
+        )
+    } else {
+        (
+            u64::from(reader.u32(&header, 0x1c)),
+            reader.u16(&header, 0x2a),
+            reader.u16(&header, 0x2c),
+        )
+    };
+    let mut elf = Elf {
+        class: head.get(4).copied().unwrap_or(0),
+        machine,
+        dynamic: false,
+        go: false,
+    };
+    for index in 0..u64::from(phnum) {
+        let at = phoff.saturating_add(index * u64::from(phentsize));
+        let Some(ph) = reader.bytes(at, usize::from(phentsize)) else {
+            return Err(unreadable("a truncated program header table"));
+        };
+        let (offset, size) = if reader.class64 {
+            (reader.u64(&ph, 8), reader.u64(&ph, 32))
+        } else {
+            (
+                u64::from(reader.u32(&ph, 4)),
+                u64::from(reader.u32(&ph, 16)),
+            )
+        };
+        match reader.u32(&ph, 0) {
+            PT_INTERP => elf.dynamic = true,
+            PT_NOTE if size <= NOTE_BYTES_MAX => {
+                let notes = reader.bytes(offset, size as usize).unwrap_or_default();
+                elf.go |= reader.has_go_note(&notes);
+            }
+            _ => {}
+        }
+    }
+    Ok(Some(elf))
+}
+
+/// Reads an ELF file's fields in its own class and byte order.
+struct ElfReader {
+    file: File,
+    class64: bool,
+    big_endian: bool,
+}
+
+impl ElfReader {
+    fn bytes(&self, offset: u64, len: usize) -> Option<Vec<u8>> {
+        let mut buf = vec![0; len];
+        self.file.read_exact_at(&mut buf, offset).ok()?;
+        Some(buf)
+    }
+
+    fn field<const N: usize>(&self, bytes: &[u8], at: usize) -> [u8; N] {
+        let mut field = [0; N];
+        if let Some(src) = bytes.get(at..at + N) {
+            field.copy_from_slice(src);
+        }
+        if self.big_endian {
+            field.reverse();
+        }
+        field
+    }
+
+    fn u16(&self, bytes: &[u8], at: usize) -> u16 {
+        u16::from_le_bytes(self.field(bytes, at))
+    }
+
+    fn u32(&self, bytes: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(self.field(bytes, at))
+    }
+
+    fn u64(&self, bytes: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(self.field(bytes, at))
+    }
+
+    /// Whether a note segment holds a note of owner "Go" (the Go linker's build ID and
+    /// package notes).
+    fn has_go_note(&self, notes: &[u8]) -> bool {
+        let align4 = |n: usize| n.div_ceil(4) * 4;
+        let mut at = 0;
+        while at + 12 <= notes.len() {
+            let name_size = self.u32(notes, at) as usize;
+            let desc_size = self.u32(notes, at + 4) as usize;
+            let name = notes.get(at + 12..at + 12 + name_size).unwrap_or_default();
+            if name == b"Go\0" {
+                return true;
+            }
+            at += 12 + align4(name_size) + align4(desc_size);
+        }
+        false
+    }
+}
+
+/// How `path` would run in secure-execution mode (AT_SECURE), if it would: the kernel sets it
+/// when exec changes the effective user or group away from the real one, or grants file
+/// capabilities to a user other than root; a `nosuid` mount grants neither.
+fn secure_execution(path: &Path) -> Option<String> {
+    let metadata = std::fs::metadata(path).ok()?;
+    let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: all-zero is a valid statvfs; statvfs writes only into it and reads the path.
+    let nosuid = unsafe {
+        let mut fs: libc::statvfs = std::mem::zeroed();
+        libc::statvfs(c_path.as_ptr(), &mut fs) == 0 && fs.f_flag & libc::ST_NOSUID != 0
+    };
+    if nosuid {
+        return None;
+    }
+    // SAFETY: these four have no preconditions.
+    let (uid, gid, euid, egid) = unsafe {
+        (
+            libc::getuid(),
+            libc::getgid(),
+            libc::geteuid(),
+            libc::getegid(),
+        )
+    };
+    let mode = metadata.mode();
+    let new_euid = if mode & libc::S_ISUID != 0 {
+        metadata.uid()
+    } else {
+        euid
+    };
+    // S_ISGID without group execute marks mandatory locking, not setgid.
+    let new_egid = if mode & libc::S_ISGID != 0 && mode & libc::S_IXGRP != 0 {
+        metadata.gid()
+    } else {
+        egid
+    };
+    if new_euid != uid {
+        return Some(format!("is setuid (it would run as uid {new_euid})"));
+    }
+    if new_egid != gid {
+        return Some(format!("is setgid (it would run as gid {new_egid})"));
+    }
+    // SAFETY: getxattr with a NULL buffer and size 0 only asks for the value's size.
+    let capabilities = unsafe {
+        libc::getxattr(
+            c_path.as_ptr(),
+            c"security.capability".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    } >= 0;
+    (capabilities && uid != 0).then(|| "has file capabilities".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebang_lines_as_the_kernel_splits_them() {
+        let (interpreter, argument) = shebang(b"#! /bin/sh -e -x \nrest").unwrap();
+        assert_eq!(interpreter, Path::new("/bin/sh"));
+        assert_eq!(argument.as_deref(), Some(&b"-e -x"[..]));
+        let (interpreter, argument) = shebang(b"#!/usr/bin/python3\n").unwrap();
+        assert_eq!(interpreter, Path::new("/usr/bin/python3"));
+        assert_eq!(argument, None);
+        assert!(shebang(b"#!\n").is_none());
+        assert!(shebang(b"\x7fELF").is_none());
+    }
+
+    #[test]
+    fn env_finds_its_command() {
+        let sh = env_command(Path::new("/usr/bin/env"), Some(b"sh")).unwrap();
+        assert!(sh.ends_with("sh") && sh.is_absolute(), "{}", sh.display());
+        let split = env_command(Path::new("/usr/bin/env"), Some(b"-S -u HOME A=b sh -e"));
+        assert_eq!(split, Some(sh));
+        assert_eq!(
+            env_command(Path::new("/usr/bin/env"), Some(b"-S /opt/x -y")),
+            Some(PathBuf::from("/opt/x"))
+        );
+        assert_eq!(env_command(Path::new("/bin/sh"), Some(b"sh")), None);
+        assert_eq!(
+            env_command(Path::new("/usr/bin/env"), Some(b"no-such-command-cfrfix")),
+            None
+        );
+    }
+
+    #[test]
+    fn this_test_program_is_dynamic_and_not_go() {
+        let exe = std::env::current_exe().unwrap();
+        let head = read_head(&exe).unwrap();
+        let elf = inspect(&exe, &head).unwrap().unwrap();
+        assert!(elf.dynamic && !elf.go);
+        assert!(preload::abi_of(elf.class, elf.machine).is_some_and(|abi| abi.native));
+    }
+
+    #[test]
+    fn go_notes_are_found() {
+        let reader = ElfReader {
+            file: File::open(std::env::current_exe().unwrap()).unwrap(),
+            class64: true,
+            big_endian: false,
+        };
+        let mut notes = Vec::new();
+        for (name, desc) in [(&b"GNU\0"[..], &[1u8; 16][..]), (b"Go\0", &[2u8; 40])] {
+            notes.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            notes.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+            notes.extend_from_slice(&4u32.to_le_bytes());
+            notes.extend_from_slice(name);
+            notes.resize(notes.len().div_ceil(4) * 4, 0);
+            notes.extend_from_slice(desc);
+        }
+        assert!(reader.has_go_note(&notes));
+        assert!(!reader.has_go_note(&notes[..36]));
+    }
+
+    #[test]
+    fn duplicates_of_the_entry_are_dropped_and_the_rest_kept_in_order() {
+        let exe = std::env::current_exe().unwrap();
+        let exe = exe.to_str().unwrap();
+        let other = "/nonexistent-cfrfix/i686/libcfrfix.so";
+        let composed = compose(exe, &format!("{other} {exe}:/x/libm.so.6 {other}"));
+        assert_eq!(composed, [exe, other, "/x/libm.so.6"]);
+    }
+}
