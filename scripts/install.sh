@@ -11,8 +11,12 @@
 #   PREFIX/share/man/man1/cfrfix.1           the manual page
 #   PREFIX/share/doc/cfrfix/                 deployment.md, cfrfix.conf.example, systemd drop-in,
 #                                            CHANGELOG.md, LICENSE-MIT, LICENSE-APACHE
+#   PREFIX/lib/cfrfix/created-directories    the directories install.sh created (uninstall.sh
+#                                            removes them again when they are empty)
 # Nothing is changed before every check has passed: the prefix is one the installed command
-# can use, it can be written, root for --system-wide, and the build is complete.
+# can use, root for --system-wide, each directory a file goes to exists and can be written or
+# can be created (its deepest existing parent is a writable directory), and the build is
+# complete. A file being installed when the script is interrupted leaves no temporary behind.
 # Each file is written under a temporary name and renamed into place, so a library that
 # running processes have mapped is replaced, never overwritten.
 set -euo pipefail
@@ -80,14 +84,21 @@ fi
 if [[ -n $system_wide ]] && ((EUID != 0)); then
     fail "--system-wide needs root (it changes /etc/ld.so.preload); nothing was installed"
 fi
-# The deepest existing directory of the prefix must be writable (mkdir -p creates the rest).
-existing=$prefix
-while [[ ! -e $existing ]]; do
-    existing=$(dirname -- "$existing")
+library_dir=$prefix/lib/cfrfix
+doc_dir=$prefix/share/doc/cfrfix
+# Every directory a file goes to: there and writable, or creatable (the deepest existing
+# directory on its way writable: the rest is created below it).
+target_dirs=("$prefix/bin" "$library_dir" "$prefix/share/man/man1" "$doc_dir")
+[[ -z $system_wide ]] || target_dirs+=(/etc)
+for dir in "${target_dirs[@]}"; do
+    existing=$dir
+    while [[ ! -e $existing ]]; do
+        existing=$(dirname -- "$existing")
+    done
+    [[ -d $existing ]] || fail "cannot install into $dir: $existing is not a directory; nothing was installed"
+    [[ -w $existing && -x $existing ]] ||
+        fail "cannot install into $dir: $existing is not writable by uid $EUID (run as root, or choose --prefix ~/.local); nothing was installed"
 done
-[[ -d $existing ]] || fail "cannot install into $prefix: $existing is not a directory"
-[[ -w $existing ]] ||
-    fail "cannot install into $prefix: $existing is not writable (run as root, or choose --prefix ~/.local)"
 
 checkout_dir=$(readlink -f -- "$(dirname -- "${BASH_SOURCE[0]}")/..")
 target_dir=${CARGO_TARGET_DIR:-$checkout_dir/target}
@@ -112,22 +123,41 @@ if ! build_complete; then
     build_complete || fail "the build did not produce all of ${BUILT[*]} in $release_dir"
 fi
 
+# The directories this run created, in order (recorded for uninstall.sh).
+created_dirs=()
+# make_dir DIR: DIR and its missing parents.
+make_dir() {
+    local dir=$1 missing=()
+    while [[ ! -e $dir ]]; do
+        missing=("$dir" "${missing[@]}")
+        dir=$(dirname -- "$dir")
+    done
+    for dir in "${missing[@]}"; do
+        mkdir -- "$dir" || fail "could not create $dir"
+        created_dirs+=("$dir")
+    done
+}
+
+# The temporary file being written, removed however the script ends.
+in_progress=
+trap 'rm -f -- "$in_progress"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 # install_file SOURCE DESTINATION MODE
 install_file() {
-    local source=$1 destination=$2 mode=$3 temporary
-    mkdir -p -- "$(dirname -- "$destination")"
-    temporary=$(mktemp "$destination.install.XXXXXX")
-    if cp -- "$source" "$temporary" && chmod "$mode" "$temporary" &&
-        mv -f -- "$temporary" "$destination"; then
+    local source=$1 destination=$2 mode=$3
+    make_dir "$(dirname -- "$destination")"
+    in_progress=$(mktemp "$destination.install.XXXXXX") || fail "could not write in $(dirname -- "$destination")"
+    if cp -- "$source" "$in_progress" && chmod "$mode" "$in_progress" &&
+        mv -f -- "$in_progress" "$destination"; then
+        in_progress=
         printf '  %s\n' "$destination"
         return 0
     fi
-    rm -f -- "$temporary"
     fail "could not install $destination"
 }
 
-library_dir=$prefix/lib/cfrfix
-doc_dir=$prefix/share/doc/cfrfix
 printf 'install.sh: installing into %s\n' "$prefix"
 install_file "$checkout_dir/scripts/cfrfix" "$prefix/bin/cfrfix" 0755
 install_file "$release_dir/libcfrfix.so" "$library_dir/libcfrfix.so" 0644
@@ -142,6 +172,16 @@ install_file "$checkout_dir/docs/systemd/cfrfix.conf" "$doc_dir/systemd-dropin-c
 install_file "$checkout_dir/CHANGELOG.md" "$doc_dir/CHANGELOG.md" 0644
 install_file "$checkout_dir/LICENSE-MIT" "$doc_dir/LICENSE-MIT" 0644
 install_file "$checkout_dir/LICENSE-APACHE" "$doc_dir/LICENSE-APACHE" 0644
+# What an earlier install created stays recorded.
+manifest=$library_dir/created-directories
+if [[ -f $manifest ]]; then
+    mapfile -t -O "${#created_dirs[@]}" created_dirs <"$manifest"
+fi
+if ((${#created_dirs[@]})); then
+    printf '%s\n' "${created_dirs[@]}" | awk '!seen[$0]++' >"$manifest.new"
+    chmod 0644 "$manifest.new"
+    mv -f -- "$manifest.new" "$manifest"
+fi
 
 if [[ -n $system_wide ]]; then
     "$library_dir/cfrfix-system-wide" enable "$library_dir/libcfrfix.so"

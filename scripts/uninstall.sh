@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# uninstall.sh [--prefix DIR]: remove what install.sh put under DIR (default /usr/local).
-# If the library is in /etc/ld.so.preload, that file is restored first (byte for byte as it
-# was before `install.sh --system-wide`), so no process ever looks for a missing library.
+# uninstall.sh [--prefix DIR]: remove what install.sh put under DIR (default /usr/local), and
+# the directories it created there (listed in DIR/lib/cfrfix/created-directories) when they are
+# empty. If the library is in /etc/ld.so.preload, that file is restored first (byte for byte as
+# it was before `install.sh --system-wide`), so no process ever looks for a missing library.
 set -euo pipefail
 
 usage() {
@@ -71,5 +72,21 @@ for file in "$prefix/bin/cfrfix" \
         printf '  removed %s\n' "$file"
     fi
 done
+# The directories install.sh created, deepest first, each only if empty (and only the prefix,
+# the directories on its way that install.sh created, and those inside it).
+manifest=$library_dir/created-directories
+created=()
+if [[ -f $manifest ]]; then
+    mapfile -t created <"$manifest"
+    rm -f -- "$manifest"
+fi
 rmdir --ignore-fail-on-non-empty -- "$library_dir" "$doc_dir" 2>/dev/null || true
+for ((i = ${#created[@]} - 1; i >= 0; i--)); do
+    dir=${created[i]}
+    [[ $prefix == "$dir" || $prefix == "$dir"/* || $dir == "$prefix"/* ]] || continue
+    [[ -d $dir ]] || continue
+    if rmdir -- "$dir" 2>/dev/null; then
+        printf '  removed %s/\n' "$dir"
+    fi
+done
 printf 'uninstall.sh: done\n'

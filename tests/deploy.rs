@@ -215,6 +215,117 @@ fn install_checks_permissions_before_changing_anything() {
         );
         assert!(!prefix.exists());
     }
+    // A prefix this user owns, with a lib/ it cannot write: nothing installed, not even bin/.
+    if is_root() {
+        let prefix = scratch.path().join("owned");
+        fs::create_dir_all(prefix.join("lib")).expect("mkdir");
+        std::os::unix::fs::chown(&prefix, Some(65534), Some(65534)).expect("chown");
+        let output = install_unprivileged(&["--prefix".as_ref(), prefix.as_os_str()]);
+        assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+        assert!(
+            text(&output.stderr).contains(&format!(
+                "install.sh: cannot install into {}: {} is not writable by uid 65534",
+                prefix.join("lib/cfrfix").display(),
+                prefix.join("lib").display()
+            )) && text(&output.stderr).contains("nothing was installed"),
+            "{}",
+            describe(&output)
+        );
+        let entries: Vec<_> = fs::read_dir(&prefix)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(
+            entries,
+            ["lib"],
+            "install.sh changed something before failing"
+        );
+        assert!(
+            fs::read_dir(prefix.join("lib"))
+                .expect("read_dir")
+                .next()
+                .is_none()
+        );
+    }
+}
+
+#[test]
+fn uninstall_removes_the_directories_install_created_and_only_those() {
+    let scratch = ScratchDir::rootfs("deploy-install-dirs");
+    // A fresh prefix, two levels deep: install.sh creates both, and everything below.
+    let fresh = scratch.path().join("a/prefix");
+    let install = run(install_script("install.sh").arg("--prefix").arg(&fresh));
+    assert!(install.status.success(), "{}", describe(&install));
+    let uninstall = run(install_script("uninstall.sh").arg("--prefix").arg(&fresh));
+    assert!(uninstall.status.success(), "{}", describe(&uninstall));
+    assert!(
+        fs::read_dir(scratch.path())
+            .expect("read_dir")
+            .next()
+            .is_none(),
+        "left behind: {}",
+        describe(&run(Command::new("find").arg(scratch.path())))
+    );
+
+    // A prefix with directories of its own: they stay, and so does what the user added to a
+    // directory install.sh created.
+    let prefix = scratch.path().join("existing");
+    fs::create_dir_all(prefix.join("bin")).expect("mkdir");
+    fs::create_dir_all(prefix.join("share/man")).expect("mkdir");
+    let install = run(install_script("install.sh").arg("--prefix").arg(&prefix));
+    assert!(install.status.success(), "{}", describe(&install));
+    fs::write(prefix.join("share/doc/mine.txt"), b"mine").expect("write");
+    // A second install over the first keeps the record.
+    let install = run(install_script("install.sh").arg("--prefix").arg(&prefix));
+    assert!(install.status.success(), "{}", describe(&install));
+    let uninstall = run(install_script("uninstall.sh").arg("--prefix").arg(&prefix));
+    assert!(uninstall.status.success(), "{}", describe(&uninstall));
+    let left = run(Command::new("find").arg(&prefix).args(["-mindepth", "1"]));
+    let mut left: Vec<String> = text(&left.stdout)
+        .lines()
+        .map(|l| {
+            l.trim_start_matches(prefix.to_str().expect("utf-8"))
+                .to_string()
+        })
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "/bin",
+            "/share",
+            "/share/doc",
+            "/share/doc/mine.txt",
+            "/share/man"
+        ],
+        "{}",
+        describe(&uninstall)
+    );
+}
+
+#[test]
+fn an_interrupted_install_leaves_no_temporary_file() {
+    let scratch = ScratchDir::rootfs("deploy-install-interrupted");
+    // A `cp` that stops install.sh (SIGTERM) while it writes its first file.
+    let bin = scratch.path().join("bin");
+    fs::create_dir(&bin).expect("mkdir");
+    fs::write(bin.join("cp"), "#!/bin/sh\nkill -TERM \"$PPID\"\nexit 1\n").expect("write");
+    fs::set_permissions(bin.join("cp"), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let prefix = scratch.path().join("prefix");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = run(install_script("install.sh")
+        .env("PATH", path)
+        .arg("--prefix")
+        .arg(&prefix));
+    assert_eq!(output.status.code(), Some(143), "{}", describe(&output));
+    let left = run(Command::new("find")
+        .arg(&prefix)
+        .args(["-name", "*.install.*"]));
+    assert_eq!(text(&left.stdout), "", "{}", describe(&output));
 }
 
 #[test]
