@@ -11,6 +11,7 @@
 //!
 //! A program that is not installed makes its test print "SKIPPED: ..." and pass.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use common::{ScratchDir, skip};
