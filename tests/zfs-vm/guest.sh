@@ -6,7 +6,7 @@
 #
 # Stages (runs of the host's cargo test binaries with CFRFIX_TEST_DIR on the pool):
 #   programs      real programs through libcfrfix.so with copy_file_range failing as 95 and 524
-#                 (tests/programs.rs, CFRFIX_TEST_ERRNOS=95,524), block cloning off
+#                 (tests/programs/, CFRFIX_TEST_ERRNOS=95,524), block cloning off
 #   differential  the differential cases, native ZFS copy_file_range vs the library under
 #                 injection, with block cloning on (zfs_bclone_wait_dirty 0 and 1) and off
 #   data          tests/zfs.rs (dirty, mmap-written, record-sparse, written-zero sources) with
@@ -143,8 +143,8 @@ stage_programs() {
     stage "programs on ZFS, copy_file_range failing with 95 and 524" \
         env CFRFIX_TEST_DIR="$dir" CFRFIX_TEST_ERRNOS=95,524 \
         "$BIN_programs" --exact --test-threads=1 --nocapture \
-        python_os_copy_file_range ruby_io_copy_stream ruby_fileutils_cp \
-        node_fs_copy_file_sync systemd_sysusers_backup java_files_copy
+        python::python_os_copy_file_range ruby::ruby_io_copy_stream ruby::ruby_fileutils_cp \
+        node::node_fs_copy_file_sync sysusers::systemd_sysusers_backup java::java_files_copy
     set_param zfs_bclone_enabled 1
 }
 
