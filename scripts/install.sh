@@ -3,7 +3,13 @@
 #
 # Layout (PREFIX defaults to /usr/local):
 #   PREFIX/bin/cfrfix                        the command
-#   PREFIX/lib/cfrfix/libcfrfix.so           the preload library
+#   PREFIX/<$LIB>/libcfrfix.so               the preload library, one per ABI this machine runs
+#                                            and this checkout has a build for, where that ABI's
+#                                            loader expands `$LIB` (Debian: lib/x86_64-linux-gnu,
+#                                            lib/i386-linux-gnu or lib32; Fedora: lib64, lib);
+#                                            the command and /etc/ld.so.preload name
+#                                            PREFIX/$LIB/libcfrfix.so, literally
+#   PREFIX/lib/cfrfix/libraries              what install.sh created for them (for uninstall.sh)
 #   PREFIX/lib/cfrfix/cfrfix-check           helper behind `cfrfix --check` and `--status`
 #   PREFIX/lib/cfrfix/cfrfix-check-copy      the half of `--check` that runs through cfrfix
 #   PREFIX/lib/cfrfix/cfrfix-inject          seccomp injector behind `cfrfix --enosys`
@@ -12,7 +18,11 @@
 #   PREFIX/share/doc/cfrfix/                 deployment.md, cfrfix.conf.example, systemd drop-in,
 #                                            CHANGELOG.md, LICENSE-MIT, LICENSE-APACHE
 # Nothing is changed before every check has passed: the prefix is one the installed command
-# can use, it can be written, root for --system-wide, and the build is complete.
+# can use, it can be written, root for --system-wide, the build is complete, and for
+# --system-wide every ABI this machine runs has a build (or its processes would print ld.so
+# errors). The native build is target/release/; other ABIs' come from scripts/build-targets
+# (target/<triple>/release/). An ABI without a build is named, and for `cfrfix PROGRAM` it is
+# not fatal: its programs run without cfrfix.
 # Each file is written under a temporary name and renamed into place, so a library that
 # running processes have mapped is replaced, never overwritten.
 set -euo pipefail
@@ -96,6 +106,7 @@ release_dir=$target_dir/release
 # Tests install their own profile's build (and never build): the cfrfix command's variable.
 release_dir=${CFRFIX_ARTEFACT_DIR:-$release_dir}
 readonly BUILT=(libcfrfix.so cfrfix-check cfrfix-check-copy cfrfix-inject)
+readonly LIBRARY_NAME=libcfrfix.so
 
 build_complete() {
     local name
@@ -112,6 +123,34 @@ if ! build_complete; then
     build_complete || fail "the build did not produce all of ${BUILT[*]} in $release_dir"
 fi
 
+# Each ABI this machine runs (cfrfix-check decides, as the installed command will): its
+# `$LIB`, and this checkout's build for it. Other ABIs' builds sit where Cargo puts a cross
+# build: release_dir/../<triple>/release/.
+abi_libraries=()
+lacking=()
+while IFS=$'\t' read -r name triple role lib _; do
+    if [[ $triple == - ]]; then
+        lacking+=("$name programs will not get cfrfix: there is no $name build of cfrfix")
+        continue
+    fi
+    if [[ $role == native ]]; then
+        build=$release_dir/$LIBRARY_NAME
+    else
+        build=$(dirname -- "$release_dir")/$triple/$(basename -- "$release_dir")/$LIBRARY_NAME
+    fi
+    if [[ -f $build ]]; then
+        abi_libraries+=("$build"$'\t'"$prefix/$lib/$LIBRARY_NAME")
+    else
+        lacking+=("$name programs will not get cfrfix: no $name build in $build (scripts/build-targets $triple)")
+    fi
+done < <("$release_dir/cfrfix-check" --abis)
+((${#abi_libraries[@]})) || fail "cfrfix-check --abis found no ABI with a build; nothing was installed"
+if [[ -n $system_wide ]] && ((${#lacking[@]})); then
+    printf 'install.sh: %s\n' "${lacking[@]}" >&2
+    fail "--system-wide would make each of their processes print an ld.so error; nothing was installed"
+fi
+
+manifest_entries=()
 # install_file SOURCE DESTINATION MODE
 install_file() {
     local source=$1 destination=$2 mode=$3 temporary
@@ -126,11 +165,26 @@ install_file() {
     fail "could not install $destination"
 }
 
+# install_library SOURCE DESTINATION: as install_file, recording the file and the directories
+# it created in the manifest.
+install_library() {
+    local source=$1 destination=$2 directory created=()
+    directory=$(dirname -- "$destination")
+    while [[ ! -e $directory ]]; do
+        created=("$directory" "${created[@]}")
+        directory=$(dirname -- "$directory")
+    done
+    install_file "$source" "$destination" 0644
+    for directory in "${created[@]}"; do
+        manifest_entries+=("dir $directory")
+    done
+    manifest_entries+=("file $destination")
+}
+
 library_dir=$prefix/lib/cfrfix
 doc_dir=$prefix/share/doc/cfrfix
 printf 'install.sh: installing into %s\n' "$prefix"
 install_file "$checkout_dir/scripts/cfrfix" "$prefix/bin/cfrfix" 0755
-install_file "$release_dir/libcfrfix.so" "$library_dir/libcfrfix.so" 0644
 install_file "$release_dir/cfrfix-check" "$library_dir/cfrfix-check" 0755
 install_file "$release_dir/cfrfix-check-copy" "$library_dir/cfrfix-check-copy" 0755
 install_file "$release_dir/cfrfix-inject" "$library_dir/cfrfix-inject" 0755
@@ -142,9 +196,21 @@ install_file "$checkout_dir/docs/systemd/cfrfix.conf" "$doc_dir/systemd-dropin-c
 install_file "$checkout_dir/CHANGELOG.md" "$doc_dir/CHANGELOG.md" 0644
 install_file "$checkout_dir/LICENSE-MIT" "$doc_dir/LICENSE-MIT" 0644
 install_file "$checkout_dir/LICENSE-APACHE" "$doc_dir/LICENSE-APACHE" 0644
+# What an earlier install recorded stays recorded (a library installed then is replaced now).
+if [[ -f $library_dir/libraries ]]; then
+    mapfile -t -O "${#manifest_entries[@]}" manifest_entries <"$library_dir/libraries"
+fi
+for pair in "${abi_libraries[@]}"; do
+    install_library "${pair%%$'\t'*}" "${pair#*$'\t'}"
+done
+printf '%s\n' "${manifest_entries[@]}" | awk '!seen[$0]++' >"$library_dir/libraries.new"
+mv -f -- "$library_dir/libraries.new" "$library_dir/libraries"
+for line in "${lacking[@]}"; do
+    printf 'install.sh: note: %s\n' "$line"
+done
 
 if [[ -n $system_wide ]]; then
-    "$library_dir/cfrfix-system-wide" enable "$library_dir/libcfrfix.so"
+    "$library_dir/cfrfix-system-wide" enable "$prefix/\$LIB/$LIBRARY_NAME"
     if [[ ! -e /etc/cfrfix.conf ]]; then
         install_file "$checkout_dir/docs/cfrfix.conf.example" /etc/cfrfix.conf 0644
     else

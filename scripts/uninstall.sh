@@ -39,16 +39,26 @@ done
 prefix=$(readlink -f -- "$prefix")
 library_dir=$prefix/lib/cfrfix
 doc_dir=$prefix/share/doc/cfrfix
-library=$library_dir/libcfrfix.so
+# The entry install.sh gives the command and /etc/ld.so.preload: a literal $LIB, expanded by
+# each ABI's loader.
+library=$prefix/\$LIB/libcfrfix.so
+# Before per-ABI installs, the library was PREFIX/lib/cfrfix/libcfrfix.so.
+old_library=$library_dir/libcfrfix.so
 
 # The library must leave /etc/ld.so.preload before it leaves the disk.
-if [[ -e /etc/ld.so.preload.cfrfix-added && $(</etc/ld.so.preload.cfrfix-added) == "$library" ]]; then
+added=
+[[ ! -e /etc/ld.so.preload.cfrfix-added ]] || added=$(</etc/ld.so.preload.cfrfix-added)
+if [[ -n $added && ($added == "$library" || $added == "$old_library") ]]; then
     system_wide=$library_dir/cfrfix-system-wide
     [[ -x $system_wide ]] || system_wide=$(dirname -- "${BASH_SOURCE[0]}")/cfrfix-system-wide
     "$system_wide" disable
-elif [[ -e /etc/ld.so.preload ]] && grep -qxF -- "$library" /etc/ld.so.preload; then
-    printf 'uninstall.sh: %s is listed in /etc/ld.so.preload (added by hand): remove that line first\n' "$library" >&2
-    exit 1
+else
+    for entry in "$library" "$old_library"; do
+        if [[ -e /etc/ld.so.preload ]] && grep -qxF -- "$entry" /etc/ld.so.preload; then
+            printf 'uninstall.sh: %s is listed in /etc/ld.so.preload (added by hand): remove that line first\n' "$entry" >&2
+            exit 1
+        fi
+    done
 fi
 
 # /etc/cfrfix.conf goes only if it is still the untouched example install.sh put there.
@@ -60,8 +70,27 @@ if [[ -e /etc/cfrfix.conf && -e $doc_dir/cfrfix.conf.example ]] &&
 fi
 
 printf 'uninstall.sh: removing cfrfix from %s\n' "$prefix"
-for file in "$prefix/bin/cfrfix" \
-    "$library_dir/libcfrfix.so" "$library_dir/cfrfix-check" "$library_dir/cfrfix-check-copy" \
+# Each ABI's library, and the directories install.sh created for them (deepest last in the
+# list: removed in reverse order, and only if empty).
+created_dirs=()
+if [[ -f $library_dir/libraries ]]; then
+    while read -r kind path; do
+        case $kind in
+        file)
+            if [[ ${path##*/} == libcfrfix.so && -e $path ]]; then
+                rm -f -- "$path"
+                printf '  removed %s\n' "$path"
+            fi
+            ;;
+        dir) created_dirs=("$path" "${created_dirs[@]}") ;;
+        esac
+    done <"$library_dir/libraries"
+    for path in "${created_dirs[@]}"; do
+        rmdir -- "$path" 2>/dev/null || true
+    done
+fi
+for file in "$prefix/bin/cfrfix" "$library_dir/libraries" "$old_library" \
+    "$library_dir/cfrfix-check" "$library_dir/cfrfix-check-copy" \
     "$library_dir/cfrfix-inject" "$library_dir/cfrfix-system-wide" \
     "$prefix/share/man/man1/cfrfix.1" \
     "$doc_dir/deployment.md" "$doc_dir/cfrfix.conf.example" "$doc_dir/systemd-dropin-cfrfix.conf" \

@@ -8,6 +8,8 @@
 //! cfrfix-check --log-destination DEST             can the library log to DEST? (exit 0 or 1)
 //! cfrfix-check --warnings [--mode-from-option]    settings problems, as `cfrfix: warning:`
 //!                                                 lines on stderr (before PROGRAM runs)
+//! cfrfix-check --abis [ENTRY]                     the ABIs this machine runs, their `$LIB`,
+//!                                                 and whether ENTRY serves each (abis.rs)
 //! ```
 //!
 //! The settings are read with the library's own parser (`src/config/parse.rs`, included below),
@@ -21,6 +23,7 @@
 //! OpenZFS module's version is read, and `CFRFIX_CHECK_KERNEL_RELEASE` replaces the running
 //! kernel's release, so that the OpenZFS verdict can be tested on a machine without ZFS.
 
+mod abis;
 mod check;
 mod copy;
 #[path = "../../config/parse.rs"]
@@ -50,6 +53,7 @@ Usage: cfrfix-check --check LIBRARY SRC_DIR DST_DIR
        cfrfix-check --status [LIBRARY]
        cfrfix-check --log-destination DEST
        cfrfix-check --warnings [--mode-from-option]
+       cfrfix-check --abis [ENTRY]
 (the cfrfix command's helper: run `cfrfix --help`)";
 
 /// Prints a line of the report. A reader that went away (`cfrfix --check | head`) ends the
@@ -101,6 +105,14 @@ fn main() -> ExitCode {
         }
         ["--warnings", "--mode-from-option"] => {
             status::warnings(true);
+            ExitCode::SUCCESS
+        }
+        ["--abis"] => {
+            abis::print_table(None);
+            ExitCode::SUCCESS
+        }
+        ["--abis", entry] => {
+            abis::print_table(Some(entry));
             ExitCode::SUCCESS
         }
         ["-h" | "--help"] => {

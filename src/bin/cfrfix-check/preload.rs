@@ -6,138 +6,10 @@
 //! skipped with an `ERROR: ld.so: ... cannot be preloaded ... ignored.` line on the program's
 //! stderr: such programs run without cfrfix (docs/deployment.md, "Multilib").
 
-use std::io::Read;
+use crate::abis::{self, Serves};
 use std::path::Path;
 
 pub const PRELOAD_FILE: &str = "/etc/ld.so.preload";
-
-/// An ABI: its loader (present if the machine can run such programs), its ELF class and
-/// machine, the directories its `$LIB` can be (Debian's multiarch one first), and `$PLATFORM`.
-struct Abi {
-    name: &'static str,
-    loader: &'static str,
-    class: u8,
-    machine: u16,
-    lib_dirs: &'static [&'static str],
-    platform: &'static str,
-}
-
-const ELFCLASS32: u8 = 1;
-const ELFCLASS64: u8 = 2;
-const EM_386: u16 = 3;
-const EM_ARM: u16 = 40;
-const EM_X86_64: u16 = 62;
-const EM_AARCH64: u16 = 183;
-
-const ABIS: &[Abi] = &[
-    Abi {
-        name: "x86_64",
-        loader: "/lib64/ld-linux-x86-64.so.2",
-        class: ELFCLASS64,
-        machine: EM_X86_64,
-        lib_dirs: &["lib/x86_64-linux-gnu", "lib64"],
-        platform: "x86_64",
-    },
-    Abi {
-        name: "i386",
-        loader: "/lib/ld-linux.so.2",
-        class: ELFCLASS32,
-        machine: EM_386,
-        lib_dirs: &["lib/i386-linux-gnu", "lib32", "lib"],
-        platform: "i686",
-    },
-    Abi {
-        name: "x32",
-        loader: "/libx32/ld-linux-x32.so.2",
-        class: ELFCLASS32,
-        machine: EM_X86_64,
-        lib_dirs: &["lib/x86_64-linux-gnux32", "libx32"],
-        platform: "x86_64",
-    },
-    Abi {
-        name: "aarch64",
-        loader: "/lib/ld-linux-aarch64.so.1",
-        class: ELFCLASS64,
-        machine: EM_AARCH64,
-        lib_dirs: &["lib/aarch64-linux-gnu", "lib64", "lib"],
-        platform: "aarch64",
-    },
-    Abi {
-        name: "armhf",
-        loader: "/lib/ld-linux-armhf.so.3",
-        class: ELFCLASS32,
-        machine: EM_ARM,
-        lib_dirs: &["lib/arm-linux-gnueabihf", "lib"],
-        platform: "v7l",
-    },
-];
-
-/// ELF class and machine of a file, or why it has none.
-fn elf_kind(path: &Path) -> Result<(u8, u16), String> {
-    let mut header = [0u8; 20];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut header))
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => "missing".to_string(),
-            std::io::ErrorKind::UnexpectedEof => "not an ELF file".to_string(),
-            _ => e.to_string(),
-        })?;
-    if header[..4] != *b"\x7fELF" {
-        return Err("not an ELF file".to_string());
-    }
-    // e_machine, in the file's byte order (EI_DATA: 1 little, 2 big).
-    let machine = if header[5] == 2 {
-        u16::from_be_bytes([header[18], header[19]])
-    } else {
-        u16::from_le_bytes([header[18], header[19]])
-    };
-    Ok((header[4], machine))
-}
-
-fn describe_kind((class, machine): (u8, u16)) -> String {
-    let bits = match class {
-        ELFCLASS32 => "32-bit",
-        ELFCLASS64 => "64-bit",
-        _ => "unknown-class",
-    };
-    let arch = match machine {
-        EM_386 => "i386",
-        EM_ARM => "ARM",
-        EM_X86_64 => "x86-64",
-        EM_AARCH64 => "AArch64",
-        _ => "other machine",
-    };
-    format!("ELF {bits} {arch}")
-}
-
-impl Abi {
-    fn present(&self) -> bool {
-        elf_kind(Path::new(self.loader)) == Ok((self.class, self.machine))
-    }
-
-    /// `$LIB` for this ABI: the directory that holds its libc.so.6 (that is how glibc's build
-    /// sets it).
-    fn lib(&self) -> &'static str {
-        self.lib_dirs
-            .iter()
-            .find(|dir| {
-                ["/", "/usr/"].iter().any(|root| {
-                    elf_kind(&Path::new(root).join(dir).join("libc.so.6"))
-                        == Ok((self.class, self.machine))
-                })
-            })
-            .copied()
-            .unwrap_or(self.lib_dirs[0])
-    }
-
-    fn expand(&self, entry: &str) -> String {
-        entry
-            .replace("${LIB}", self.lib())
-            .replace("$LIB", self.lib())
-            .replace("${PLATFORM}", self.platform)
-            .replace("$PLATFORM", self.platform)
-    }
-}
 
 fn is_cfrfix(entry: &str) -> bool {
     Path::new(entry)
@@ -178,29 +50,24 @@ pub fn system_wide_entries() -> Result<Vec<String>, String> {
 pub fn per_abi(entry: &str) -> (Vec<String>, bool) {
     let mut lines = Vec::new();
     let mut any_missing = false;
-    for abi in ABIS.iter().filter(|abi| abi.present()) {
+    for abi in abis::present() {
         let path = abi.expand(entry);
         let shown = if path == entry {
             path.clone()
         } else {
             format!("{entry} = {path}")
         };
-        match elf_kind(Path::new(&path)) {
-            Ok(kind) if kind == (abi.class, abi.machine) => lines.push(format!(
-                "  {} programs: get cfrfix ({shown}: {})",
-                abi.name,
-                describe_kind(kind)
+        match abi.serves(Path::new(&path)) {
+            Serves::Yes(kind) => lines.push(format!(
+                "  {} programs: get cfrfix ({shown}: {kind})",
+                abi.abi.name
             )),
-            outcome => {
+            Serves::No(why) => {
                 any_missing = true;
-                let why = match outcome {
-                    Ok(kind) => describe_kind(kind),
-                    Err(e) => e,
-                };
                 lines.push(format!(
                     "  {} programs: do NOT get cfrfix ({shown}: {why}); each prints \"ERROR: \
                      ld.so: object ... cannot be preloaded\" on stderr and runs without it",
-                    abi.name
+                    abi.abi.name
                 ));
             }
         }
@@ -221,14 +88,7 @@ mod tests {
 
     #[test]
     fn this_machine_runs_its_own_abi() {
-        let native = if cfg!(target_arch = "x86_64") {
-            "x86_64"
-        } else if cfg!(target_arch = "x86") {
-            "i386"
-        } else {
-            "aarch64"
-        };
-        assert!(ABIS.iter().any(|abi| abi.name == native && abi.present()));
+        let native = abis::NATIVE;
         let exe = std::env::current_exe().unwrap();
         let (lines, missing) = per_abi(exe.to_str().unwrap());
         assert!(

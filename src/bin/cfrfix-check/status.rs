@@ -12,9 +12,10 @@
 //! config file: /etc/cfrfix.conf: used
 //! problem: /etc/cfrfix.conf line 7: invalid value 'Banana' for mode (valid: ...): ignored
 //! LD_PRELOAD: no
-//! system-wide: yes: /etc/ld.so.preload lists /usr/lib/cfrfix/libcfrfix.so
-//!   x86_64 programs: get cfrfix (/usr/lib/cfrfix/libcfrfix.so: ELF 64-bit x86-64)
-//! library for `cfrfix PROGRAM`: /usr/lib/cfrfix/libcfrfix.so
+//! system-wide: yes: /etc/ld.so.preload lists /usr/$LIB/libcfrfix.so
+//!   x86_64 programs: get cfrfix (/usr/$LIB/libcfrfix.so = /usr/lib/x86_64-linux-gnu/libcfrfix.so: ELF 64-bit x86-64)
+//! library for `cfrfix PROGRAM`: /usr/$LIB/libcfrfix.so
+//!   x86_64 programs: get cfrfix (/usr/$LIB/libcfrfix.so = /usr/lib/x86_64-linux-gnu/...)
 //! summary: 1 problem
 //! ```
 //!
@@ -165,8 +166,13 @@ pub fn run(library: Option<&Path>) -> u8 {
         }
     }
     if let Some(library) = library {
-        let state = if library.is_file() { "" } else { " (missing)" };
-        say!("library for `cfrfix PROGRAM`: {}{state}", library.display());
+        // An entry with `$LIB` names one build per ABI; a 32-bit build that is not there is
+        // not a settings problem (64-bit programs get cfrfix), so it is shown, not counted.
+        let entry = library.display().to_string();
+        say!("library for `cfrfix PROGRAM`: {entry}");
+        for line in preload::per_abi(&entry).0 {
+            say!("{line}");
+        }
     }
     match problems.len() {
         0 => say!("summary: no problems"),
