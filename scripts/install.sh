@@ -204,6 +204,7 @@ for pair in "${abi_libraries[@]}"; do
     install_library "${pair%%$'\t'*}" "${pair#*$'\t'}"
 done
 printf '%s\n' "${manifest_entries[@]}" | awk '!seen[$0]++' >"$library_dir/libraries.new"
+chmod 0644 "$library_dir/libraries.new"
 mv -f -- "$library_dir/libraries.new" "$library_dir/libraries"
 for line in "${lacking[@]}"; do
     printf 'install.sh: note: %s\n' "$line"

@@ -12,9 +12,7 @@
 
 mod common;
 
-use common::command::{
-    PYTHON_COPY, artefact_dir, other_preload_library, python3, run, script, write_test_file,
-};
+use common::command::{PYTHON_COPY, artefact_dir, python3, run, script, write_test_file};
 use common::{PrivateEtc, ScratchDir, describe, have_command, is_root, skip, text};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -27,10 +25,11 @@ const EOPNOTSUPP: i32 = 95;
 // ---------------------------------------------------------------------------------
 // install.sh / uninstall.sh into a temporary prefix
 
-/// What install.sh puts under PREFIX, with the mode each file must have.
+/// What install.sh puts under PREFIX, with the mode each file must have (and, for each ABI,
+/// PREFIX/$LIB/libcfrfix.so, listed in lib/cfrfix/libraries).
 const INSTALLED_FILES: [(&str, u32); 13] = [
     ("bin/cfrfix", 0o755),
-    ("lib/cfrfix/libcfrfix.so", 0o644),
+    ("lib/cfrfix/libraries", 0o644),
     ("lib/cfrfix/cfrfix-check", 0o755),
     ("lib/cfrfix/cfrfix-check-copy", 0o755),
     ("lib/cfrfix/cfrfix-inject", 0o755),
@@ -76,15 +75,30 @@ fn install_and_uninstall_into_a_temporary_prefix() {
         );
     }
 
-    // The installed command finds the installed library and helpers, not the checkout's.
+    // One library per ABI, where that ABI's loader expands $LIB; the native one first.
+    let manifest = fs::read_to_string(prefix.join("lib/cfrfix/libraries")).expect("manifest");
+    let libraries: Vec<&str> = manifest
+        .lines()
+        .filter_map(|l| l.strip_prefix("file "))
+        .collect();
+    assert!(!libraries.is_empty(), "{manifest}");
+    for library in &libraries {
+        let metadata = fs::metadata(library).unwrap_or_else(|e| panic!("{library}: {e}"));
+        assert_eq!(metadata.permissions().mode() & 0o7777, 0o644, "{library}");
+        assert!(library.ends_with("/libcfrfix.so"), "{library}");
+    }
+    assert_eq!(
+        fs::read(libraries[0]).expect("read"),
+        fs::read(artefact_dir().join("libcfrfix.so")).expect("read"),
+        "the native build"
+    );
+
+    // The installed command finds the installed libraries and helpers, not the checkout's.
     let installed = prefix.join("bin/cfrfix");
     let printed = run(Command::new(&installed).arg("--print-library"));
     assert_eq!(
         text(&printed.stdout).trim(),
-        prefix
-            .join("lib/cfrfix/libcfrfix.so")
-            .to_str()
-            .expect("utf-8"),
+        format!("{}/$LIB/libcfrfix.so", prefix.display()),
         "{}",
         describe(&printed)
     );
@@ -113,6 +127,9 @@ fn install_and_uninstall_into_a_temporary_prefix() {
     assert!(uninstall.status.success(), "{}", describe(&uninstall));
     for (file, _) in INSTALLED_FILES {
         assert!(!prefix.join(file).exists(), "{file} left behind");
+    }
+    for library in &libraries {
+        assert!(!Path::new(library).exists(), "{library} left behind");
     }
     assert!(
         !prefix.join("lib/cfrfix").exists(),
@@ -334,16 +351,16 @@ fn system_wide_install_works_and_uninstall_restores_ld_so_preload() {
     let preload = etc.file("ld.so.preload");
     let scratch = ScratchDir::rootfs("deploy-system-wide-prefix");
     let prefix = scratch.path().join("prefix");
-    let library = prefix.join("lib/cfrfix/libcfrfix.so");
+    // One entry for every ABI: each loader expands $LIB to its own directory.
+    let library = format!("{}/$LIB/libcfrfix.so", prefix.display());
     let data = ScratchDir::tmpfs("deploy-system-wide-data");
     let content = write_test_file(&data.path().join("src"), 200_000);
 
     // An existing preload file, without a final newline, must come back byte for byte.
-    // (Not a comment: glibc 2.36 mis-parses some comment lines in /etc/ld.so.preload.)
-    let Some(other) = other_preload_library() else {
-        return skip("no libm.so.6 found to stand for an existing preload");
-    };
-    let original = other.as_bytes();
+    // (Not a comment: glibc 2.36 mis-parses some comment lines in /etc/ld.so.preload. A bare
+    // name, which every ABI's loader looks up in its own directories: a 64-bit path there
+    // would make 32-bit programs print an ld.so error before cfrfix is even enabled.)
+    let original = b"libm.so.6";
     fs::write(&preload, original).expect("write ld.so.preload");
     fs::set_permissions(&preload, fs::Permissions::from_mode(0o644)).expect("chmod");
     let _ = fs::remove_file(etc.file("cfrfix.conf"));
@@ -360,7 +377,7 @@ fn system_wide_install_works_and_uninstall_restores_ld_so_preload() {
     let listed = fs::read_to_string(&preload).expect("ld.so.preload");
     assert_eq!(
         listed,
-        format!("{}\n{}\n", text(original), library.display()),
+        format!("{}\n{library}\n", text(original)),
         "the library is appended on a line of its own"
     );
     assert!(
@@ -399,11 +416,12 @@ fn system_wide_install_works_and_uninstall_restores_ld_so_preload() {
     ));
     assert!(check.status.success(), "{}", describe(&check));
     assert!(
-        text(&check.stdout).contains(&format!("/etc/ld.so.preload: yes ({})", library.display())),
+        text(&check.stdout).contains(&format!("/etc/ld.so.preload: yes ({library})")),
         "{}",
         describe(&check)
     );
 
+    let manifest = fs::read_to_string(prefix.join("lib/cfrfix/libraries")).expect("manifest");
     uninstall(&etc, &prefix);
     assert_eq!(
         fs::read(&preload).expect("ld.so.preload restored"),
@@ -419,7 +437,9 @@ fn system_wide_install_works_and_uninstall_restores_ld_so_preload() {
         !etc.file("cfrfix.conf").exists(),
         "the untouched example goes too"
     );
-    assert!(!library.exists());
+    for installed in manifest.lines().filter_map(|l| l.strip_prefix("file ")) {
+        assert!(!Path::new(installed).exists(), "{installed} left behind");
+    }
 
     let after = injected_python_copy(&etc, data.path(), &[]);
     assert_eq!(
@@ -443,7 +463,7 @@ fn system_wide_without_a_previous_file_removes_it_again() {
     install_system_wide(&etc, &prefix);
     assert_eq!(
         fs::read_to_string(&preload).expect("ld.so.preload created"),
-        format!("{}\n", prefix.join("lib/cfrfix/libcfrfix.so").display())
+        format!("{}/$LIB/libcfrfix.so\n", prefix.display())
     );
     assert_ordinary_programs_unaffected(&etc);
 
@@ -487,15 +507,15 @@ fn system_wide_refuses_a_library_that_does_not_load() {
         &["enable", not_a_library.to_str().expect("utf-8")],
     ));
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    // Every ABI is checked for a library of its own before anything is loaded (a library that
+    // is an ELF file but does not load cleanly: tests/abi/chain.rs).
+    let stderr = text(&output.stderr);
     assert!(
-        text(&output.stderr).contains("test load failed"),
+        stderr.contains(" is not an ELF file; ") && stderr.contains("not enabling"),
         "{}",
         describe(&output)
     );
-    assert!(
-        !preload.exists(),
-        "nothing may be written after a failed test load"
-    );
+    assert!(!preload.exists(), "nothing may be written after a refusal");
     assert!(!etc.file("ld.so.preload.cfrfix-added").exists());
 }
 

@@ -228,7 +228,11 @@ fn loader_diagnostics(loader: &str) -> Result<Option<(String, String)>, ()> {
     let text = String::from_utf8_lossy(&output.stdout);
     let value = |key: &str| {
         text.lines()
-            .find_map(|line| line.strip_prefix(key)?.strip_prefix("=\"")?.strip_suffix('"'))
+            .find_map(|line| {
+                line.strip_prefix(key)?
+                    .strip_prefix("=\"")?
+                    .strip_suffix('"')
+            })
             .map(str::to_string)
     };
     Ok(value("dl_dst_lib").zip(value("dl_platform")))
@@ -271,7 +275,11 @@ pub fn print_table(entry: Option<&str>) {
                 (path, state)
             }
         };
-        let role = if abi.abi.name == NATIVE { "native" } else { "other" };
+        let role = if abi.abi.name == NATIVE {
+            "native"
+        } else {
+            "other"
+        };
         crate::say!(
             "{}\t{}\t{role}\t{}\t{libc}\t{path}\t{state}",
             abi.abi.name,
