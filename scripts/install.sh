@@ -9,11 +9,11 @@
 #                                            lib/i386-linux-gnu or lib32; Fedora: lib64, lib);
 #                                            the command and /etc/ld.so.preload name
 #                                            PREFIX/$LIB/libcfrfix.so, literally
-#   PREFIX/lib/cfrfix/libraries              what install.sh created for them (for uninstall.sh)
-#   PREFIX/lib/cfrfix/cfrfix-check           helper behind `cfrfix --check` and `--status`
-#   PREFIX/lib/cfrfix/cfrfix-check-copy      the half of `--check` that runs through cfrfix
-#   PREFIX/lib/cfrfix/cfrfix-inject          seccomp injector behind `cfrfix --enosys`
-#   PREFIX/lib/cfrfix/cfrfix-system-wide     /etc/ld.so.preload management
+#   PREFIX/libexec/cfrfix/libraries          what install.sh created for them (for uninstall.sh)
+#   PREFIX/libexec/cfrfix/cfrfix-check       helper behind `cfrfix --check` and `--status`
+#   PREFIX/libexec/cfrfix/cfrfix-check-copy  the half of `--check` that runs through cfrfix
+#   PREFIX/libexec/cfrfix/cfrfix-inject      seccomp injector behind `cfrfix --enosys`
+#   PREFIX/libexec/cfrfix/cfrfix-system-wide /etc/ld.so.preload management
 #   PREFIX/share/man/man1/cfrfix.1           the manual page
 #   PREFIX/share/doc/cfrfix/                 deployment.md, cfrfix.conf.example, systemd drop-in,
 #                                            CHANGELOG.md, LICENSE-MIT, LICENSE-APACHE
@@ -34,7 +34,7 @@ Usage: scripts/install.sh [--prefix DIR] [--system-wide]
 Builds cfrfix (cargo build --release) if needed and installs it under DIR (default
 /usr/local). With --system-wide, also adds the library to /etc/ld.so.preload, after
 test-loading it into real programs (undo: scripts/uninstall.sh, or
-DIR/lib/cfrfix/cfrfix-system-wide disable), and installs a commented /etc/cfrfix.conf
+DIR/libexec/cfrfix/cfrfix-system-wide disable), and installs a commented /etc/cfrfix.conf
 if there is none.
 EOF_USAGE
 }
@@ -81,7 +81,7 @@ done
 prefix=$(readlink -m -- "$prefix")
 
 # --- Checks, before anything is changed. -------------------------------------------------
-# The installed command puts PREFIX/lib/cfrfix/libcfrfix.so into LD_PRELOAD (split by ld.so on
+# The installed command puts PREFIX/$LIB/libcfrfix.so into LD_PRELOAD (split by ld.so on
 # spaces and colons) and, with --system-wide, into /etc/ld.so.preload (split on whitespace and
 # colons; `#` may start a comment there; `$` starts $LIB/$PLATFORM tokens in both).
 if [[ $prefix =~ [[:space:]:\$#] || $prefix =~ [^[:print:]] ]]; then
@@ -181,7 +181,7 @@ install_library() {
     manifest_entries+=("file $destination")
 }
 
-library_dir=$prefix/lib/cfrfix
+library_dir=$prefix/libexec/cfrfix
 doc_dir=$prefix/share/doc/cfrfix
 printf 'install.sh: installing into %s\n' "$prefix"
 install_file "$checkout_dir/scripts/cfrfix" "$prefix/bin/cfrfix" 0755

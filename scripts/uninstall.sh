@@ -37,13 +37,14 @@ while (($# > 0)); do
 done
 [[ -d $prefix ]] || { printf 'uninstall.sh: %s does not exist: nothing to do\n' "$prefix"; exit 0; }
 prefix=$(readlink -f -- "$prefix")
-library_dir=$prefix/lib/cfrfix
+library_dir=$prefix/libexec/cfrfix
+# Before per-ABI installs, the helpers and the library were in PREFIX/lib/cfrfix/.
+old_dir=$prefix/lib/cfrfix
 doc_dir=$prefix/share/doc/cfrfix
 # The entry install.sh gives the command and /etc/ld.so.preload: a literal $LIB, expanded by
 # each ABI's loader.
 library=$prefix/\$LIB/libcfrfix.so
-# Before per-ABI installs, the library was PREFIX/lib/cfrfix/libcfrfix.so.
-old_library=$library_dir/libcfrfix.so
+old_library=$old_dir/libcfrfix.so
 
 # The library must leave /etc/ld.so.preload before it leaves the disk.
 added=
@@ -89,9 +90,11 @@ if [[ -f $library_dir/libraries ]]; then
         rmdir -- "$path" 2>/dev/null || true
     done
 fi
-for file in "$prefix/bin/cfrfix" "$library_dir/libraries" "$old_library" \
-    "$library_dir/cfrfix-check" "$library_dir/cfrfix-check-copy" \
-    "$library_dir/cfrfix-inject" "$library_dir/cfrfix-system-wide" \
+helpers=()
+for dir in "$library_dir" "$old_dir"; do
+    helpers+=("$dir/cfrfix-check" "$dir/cfrfix-check-copy" "$dir/cfrfix-inject" "$dir/cfrfix-system-wide")
+done
+for file in "$prefix/bin/cfrfix" "$library_dir/libraries" "$old_library" "${helpers[@]}" \
     "$prefix/share/man/man1/cfrfix.1" \
     "$doc_dir/deployment.md" "$doc_dir/cfrfix.conf.example" "$doc_dir/systemd-dropin-cfrfix.conf" \
     "$doc_dir/CHANGELOG.md" "$doc_dir/LICENSE-MIT" "$doc_dir/LICENSE-APACHE"; do
@@ -100,5 +103,5 @@ for file in "$prefix/bin/cfrfix" "$library_dir/libraries" "$old_library" \
         printf '  removed %s\n' "$file"
     fi
 done
-rmdir --ignore-fail-on-non-empty -- "$library_dir" "$doc_dir" 2>/dev/null || true
+rmdir --ignore-fail-on-non-empty -- "$library_dir" "$old_dir" "$doc_dir" 2>/dev/null || true
 printf 'uninstall.sh: done\n'

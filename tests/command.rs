@@ -600,19 +600,38 @@ fn an_old_rust_is_named_and_not_used() {
 fn an_installation_without_its_library_does_not_start_the_program() {
     let scratch = ScratchDir::tmpfs("command-broken-install");
     fs::create_dir_all(scratch.path().join("bin")).expect("mkdir");
-    fs::create_dir_all(scratch.path().join("lib/cfrfix")).expect("mkdir");
+    let helpers = scratch.path().join("libexec/cfrfix");
+    fs::create_dir_all(&helpers).expect("mkdir");
     let command = scratch.path().join("bin/cfrfix");
     fs::copy(script("cfrfix"), &command).expect("copy");
     let marker = scratch.path().join("program-ran");
-    let output = run(Command::new(&command)
-        .env_remove("LD_PRELOAD")
-        .arg("touch")
-        .arg(&marker));
-    assert_eq!(output.status.code(), Some(125), "{}", describe(&output));
-    assert!(
-        text(&output.stderr).contains("reinstall cfrfix"),
-        "{}",
-        describe(&output)
-    );
-    assert!(!marker.exists());
+    let start = || {
+        run(Command::new(&command)
+            .env_remove("LD_PRELOAD")
+            .arg("touch")
+            .arg(&marker))
+    };
+    // No helpers at all, then the helpers without PREFIX/$LIB/libcfrfix.so.
+    for (step, missing) in [
+        ("no helpers", "cfrfix-check"),
+        ("no library", "/libcfrfix.so is missing"),
+    ] {
+        let output = start();
+        assert_eq!(
+            output.status.code(),
+            Some(125),
+            "{step}: {}",
+            describe(&output)
+        );
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains(missing) && stderr.contains("reinstall cfrfix"),
+            "{step}: {}",
+            describe(&output)
+        );
+        assert!(!marker.exists(), "{step}");
+        for tool in ["cfrfix-check", "cfrfix-check-copy", "cfrfix-inject"] {
+            fs::copy(artefact_dir().join(tool), helpers.join(tool)).expect("copy helper");
+        }
+    }
 }

@@ -26,14 +26,14 @@ const EOPNOTSUPP: i32 = 95;
 // install.sh / uninstall.sh into a temporary prefix
 
 /// What install.sh puts under PREFIX, with the mode each file must have (and, for each ABI,
-/// PREFIX/$LIB/libcfrfix.so, listed in lib/cfrfix/libraries).
+/// PREFIX/$LIB/libcfrfix.so, listed in libexec/cfrfix/libraries).
 const INSTALLED_FILES: [(&str, u32); 13] = [
     ("bin/cfrfix", 0o755),
-    ("lib/cfrfix/libraries", 0o644),
-    ("lib/cfrfix/cfrfix-check", 0o755),
-    ("lib/cfrfix/cfrfix-check-copy", 0o755),
-    ("lib/cfrfix/cfrfix-inject", 0o755),
-    ("lib/cfrfix/cfrfix-system-wide", 0o755),
+    ("libexec/cfrfix/libraries", 0o644),
+    ("libexec/cfrfix/cfrfix-check", 0o755),
+    ("libexec/cfrfix/cfrfix-check-copy", 0o755),
+    ("libexec/cfrfix/cfrfix-inject", 0o755),
+    ("libexec/cfrfix/cfrfix-system-wide", 0o755),
     ("share/man/man1/cfrfix.1", 0o644),
     ("share/doc/cfrfix/deployment.md", 0o644),
     ("share/doc/cfrfix/cfrfix.conf.example", 0o644),
@@ -76,7 +76,7 @@ fn install_and_uninstall_into_a_temporary_prefix() {
     }
 
     // One library per ABI, where that ABI's loader expands $LIB; the native one first.
-    let manifest = fs::read_to_string(prefix.join("lib/cfrfix/libraries")).expect("manifest");
+    let manifest = fs::read_to_string(prefix.join("libexec/cfrfix/libraries")).expect("manifest");
     let libraries: Vec<&str> = manifest
         .lines()
         .filter_map(|l| l.strip_prefix("file "))
@@ -132,8 +132,8 @@ fn install_and_uninstall_into_a_temporary_prefix() {
         assert!(!Path::new(library).exists(), "{library} left behind");
     }
     assert!(
-        !prefix.join("lib/cfrfix").exists(),
-        "lib/cfrfix left behind"
+        !prefix.join("libexec/cfrfix").exists(),
+        "libexec/cfrfix left behind"
     );
     assert!(
         !prefix.join("share/doc/cfrfix").exists(),
@@ -421,7 +421,7 @@ fn system_wide_install_works_and_uninstall_restores_ld_so_preload() {
         describe(&check)
     );
 
-    let manifest = fs::read_to_string(prefix.join("lib/cfrfix/libraries")).expect("manifest");
+    let manifest = fs::read_to_string(prefix.join("libexec/cfrfix/libraries")).expect("manifest");
     uninstall(&etc, &prefix);
     assert_eq!(
         fs::read(&preload).expect("ld.so.preload restored"),

@@ -255,7 +255,7 @@ fn chain_64_32_64_under_system_wide_mode() {
     args.extend(argv.iter().map(String::as_str));
     let output = finish(&mut etc.command(INJECT, &args));
     // The installed copies, as each ABI's loader found them through $LIB.
-    let installed: Vec<PathBuf> = fs::read_to_string(prefix.join("lib/cfrfix/libraries"))
+    let installed: Vec<PathBuf> = fs::read_to_string(prefix.join("libexec/cfrfix/libraries"))
         .expect("manifest")
         .lines()
         .filter_map(|l| l.strip_prefix("file "))
