@@ -426,7 +426,7 @@ fn system_wide_mode_refuses_an_abi_without_its_library() {
 
 /// `$LIB` of ABI `name` here, as `cfrfix-check --abis` finds it.
 fn abi_lib(release: &Path, name: &str) -> String {
-    let table = finish(&mut Command::new(release.join("cfrfix-check")).arg("--abis"));
+    let table = finish(Command::new(release.join("cfrfix-check")).arg("--abis"));
     text(&table.stdout)
         .lines()
         .find(|l| l.starts_with(&format!("{name}\t")))
