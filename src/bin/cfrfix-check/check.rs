@@ -16,7 +16,7 @@
 //! cfrfix already preloaded here:
 //!   LD_PRELOAD: no
 //!   /etc/ld.so.preload: no (the file does not exist)
-//! library used for this check: /usr/lib/cfrfix/libcfrfix.so
+//! library used for this check: /usr/$LIB/libcfrfix.so
 //! result: works through cfrfix (the kernel alone refuses this copy: cfrfix is needed here)
 //! ```
 
