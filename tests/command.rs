@@ -5,7 +5,8 @@
 mod common;
 
 use common::command::{
-    PYTHON_COPY, artefact_dir, cfrfix, other_preload_library, python3, run, script, write_test_file,
+    PYTHON_COPY, artefact_dir, cfrfix, other_preload_library, python3, run, script,
+    without_abi_warnings, write_test_file,
 };
 use common::{ScratchDir, describe, have_command, is_root, skip, text};
 use std::fs;
@@ -36,7 +37,12 @@ fn wrapper_prepends_to_an_existing_ld_preload() {
         "LD_PRELOAD={preload}"
     );
     assert_eq!(entries[1], other, "the existing entry must be kept");
-    assert!(output.stderr.is_empty(), "{}", describe(&output));
+    assert_eq!(
+        without_abi_warnings(&text(&output.stderr)),
+        "",
+        "{}",
+        describe(&output)
+    );
 }
 
 #[test]
@@ -142,7 +148,7 @@ fn log_to_dev_stderr_and_dev_fd_2_works() {
             describe(&output)
         );
         assert!(
-            !stderr.contains("warning"),
+            !without_abi_warnings(&stderr).contains("warning"),
             "{args:?}: {}",
             describe(&output)
         );
@@ -334,7 +340,7 @@ fn warnings_name_ignored_settings_before_the_program_runs() {
             "{env:?} {args:?}: {}",
             describe(&output)
         );
-        text(&output.stderr)
+        without_abi_warnings(&text(&output.stderr))
     };
     assert_eq!(warn(&[], &[]), "");
     let stderr = warn(&[("CFRFIX_MODE", "banana")], &[]);
@@ -782,4 +788,19 @@ fn an_installation_without_its_library_does_not_start_the_program() {
             fs::copy(artefact_dir().join(tool), helpers.join(tool)).expect("copy helper");
         }
     }
+    // --status still reports, and counts the missing library as a problem.
+    let output = run(Command::new(&command)
+        .env_remove("LD_PRELOAD")
+        .arg("--status"));
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let report = text(&output.stdout);
+    assert!(
+        report.lines().any(
+            |l| l.starts_with("problem: the library for `cfrfix PROGRAM`, ")
+                && l.contains("/$LIB/libcfrfix.so, does NOT load into ")
+                && l.contains("(missing)")
+        ),
+        "{}",
+        describe(&output)
+    );
 }
