@@ -3,20 +3,31 @@
 #
 # Layout (PREFIX defaults to /usr/local):
 #   PREFIX/bin/cfrfix                        the command
-#   PREFIX/lib/cfrfix/libcfrfix.so           the preload library
-#   PREFIX/lib/cfrfix/cfrfix-check           helper behind `cfrfix --check` and `--status`
-#   PREFIX/lib/cfrfix/cfrfix-check-copy      the half of `--check` that runs through cfrfix
-#   PREFIX/lib/cfrfix/cfrfix-inject          seccomp injector behind `cfrfix --enosys`
-#   PREFIX/lib/cfrfix/cfrfix-system-wide     /etc/ld.so.preload management
+#   PREFIX/<$LIB>/libcfrfix.so               the preload library, one per ABI this machine runs
+#                                            and this checkout has a build for, where that ABI's
+#                                            loader expands `$LIB` (Debian: lib/x86_64-linux-gnu,
+#                                            lib/i386-linux-gnu or lib32; Fedora: lib64, lib);
+#                                            the command and /etc/ld.so.preload name
+#                                            PREFIX/$LIB/libcfrfix.so, literally
+#   PREFIX/libexec/cfrfix/installed          what install.sh created: each ABI's library and
+#                                            every directory it made (uninstall.sh removes the
+#                                            libraries, and the directories when they are empty)
+#   PREFIX/libexec/cfrfix/cfrfix-check       helper behind `cfrfix --check` and `--status`
+#   PREFIX/libexec/cfrfix/cfrfix-check-copy  the half of `--check` that runs through cfrfix
+#   PREFIX/libexec/cfrfix/cfrfix-inject      seccomp injector behind `cfrfix --enosys`
+#   PREFIX/libexec/cfrfix/cfrfix-system-wide /etc/ld.so.preload management
 #   PREFIX/share/man/man1/cfrfix.1           the manual page
 #   PREFIX/share/doc/cfrfix/                 deployment.md, cfrfix.conf.example, systemd drop-in,
 #                                            CHANGELOG.md, LICENSE-MIT, LICENSE-APACHE
-#   PREFIX/lib/cfrfix/created-directories    the directories install.sh created (uninstall.sh
-#                                            removes them again when they are empty)
 # Nothing is changed before every check has passed: the prefix is one the installed command
-# can use, root for --system-wide, each directory a file goes to exists and can be written or
-# can be created (its deepest existing parent is a writable directory), and the build is
-# complete. A file being installed when the script is interrupted leaves no temporary behind.
+# can use, root for --system-wide, the build is complete, each directory a file goes to
+# exists and can be written or can be created (its deepest existing parent is a writable
+# directory), and for --system-wide every ABI this machine runs has a build (or its processes
+# would print ld.so errors). The native build is target/release/; other ABIs' come from
+# scripts/build-targets (target/<triple>/release/). An ABI without a build is named, and for
+# `cfrfix PROGRAM` it is not fatal: its programs run without cfrfix (and `cfrfix PROGRAM`
+# refuses such a PROGRAM). A file being installed when the script is interrupted leaves no
+# temporary behind.
 # Each file is written under a temporary name and renamed into place, so a library that
 # running processes have mapped is replaced, never overwritten.
 set -euo pipefail
@@ -28,7 +39,7 @@ Usage: scripts/install.sh [--prefix DIR] [--system-wide]
 Builds cfrfix (cargo build --release) if needed and installs it under DIR (default
 /usr/local). With --system-wide, also adds the library to /etc/ld.so.preload, after
 test-loading it into real programs (undo: scripts/uninstall.sh, or
-DIR/lib/cfrfix/cfrfix-system-wide disable), and installs a commented /etc/cfrfix.conf
+DIR/libexec/cfrfix/cfrfix-system-wide disable), and installs a commented /etc/cfrfix.conf
 if there is none.
 EOF_USAGE
 }
@@ -75,7 +86,7 @@ done
 prefix=$(readlink -m -- "$prefix")
 
 # --- Checks, before anything is changed. -------------------------------------------------
-# The installed command puts PREFIX/lib/cfrfix/libcfrfix.so into LD_PRELOAD (split by ld.so on
+# The installed command puts PREFIX/$LIB/libcfrfix.so into LD_PRELOAD (split by ld.so on
 # spaces and colons) and, with --system-wide, into /etc/ld.so.preload (split on whitespace and
 # colons; `#` may start a comment there; `$` starts $LIB/$PLATFORM tokens in both).
 if [[ $prefix =~ [[:space:]:\$#] || $prefix =~ [^[:print:]] ]]; then
@@ -84,20 +95,25 @@ fi
 if [[ -n $system_wide ]] && ((EUID != 0)); then
     fail "--system-wide needs root (it changes /etc/ld.so.preload); nothing was installed"
 fi
-library_dir=$prefix/lib/cfrfix
+library_dir=$prefix/libexec/cfrfix
 doc_dir=$prefix/share/doc/cfrfix
-# Every directory a file goes to: there and writable, or creatable (the deepest existing
-# directory on its way writable: the rest is created below it).
-target_dirs=("$prefix/bin" "$library_dir" "$prefix/share/man/man1" "$doc_dir")
-[[ -z $system_wide ]] || target_dirs+=(/etc)
-for dir in "${target_dirs[@]}"; do
-    existing=$dir
+# check_target_dir DIR: DIR, where a file goes, is there and writable, or can be created (the
+# deepest existing directory on its way is writable: the rest is created below it).
+check_target_dir() {
+    local dir=$1 existing=$1
     while [[ ! -e $existing ]]; do
         existing=$(dirname -- "$existing")
     done
     [[ -d $existing ]] || fail "cannot install into $dir: $existing is not a directory; nothing was installed"
     [[ -w $existing && -x $existing ]] ||
         fail "cannot install into $dir: $existing is not writable by uid $EUID (run as root, or choose --prefix ~/.local); nothing was installed"
+}
+# The directories every install writes to (each ABI's library directory is checked once
+# cfrfix-check has said where they are, below).
+target_dirs=("$prefix/bin" "$library_dir" "$prefix/share/man/man1" "$doc_dir")
+[[ -z $system_wide ]] || target_dirs+=(/etc)
+for dir in "${target_dirs[@]}"; do
+    check_target_dir "$dir"
 done
 
 checkout_dir=$(readlink -f -- "$(dirname -- "${BASH_SOURCE[0]}")/..")
@@ -107,6 +123,7 @@ release_dir=$target_dir/release
 # Tests install their own profile's build (and never build): the cfrfix command's variable.
 release_dir=${CFRFIX_ARTEFACT_DIR:-$release_dir}
 readonly BUILT=(libcfrfix.so cfrfix-check cfrfix-check-copy cfrfix-inject)
+readonly LIBRARY_NAME=libcfrfix.so
 
 build_complete() {
     local name
@@ -123,9 +140,41 @@ if ! build_complete; then
     build_complete || fail "the build did not produce all of ${BUILT[*]} in $release_dir"
 fi
 
-# The directories this run created, in order (recorded for uninstall.sh).
-created_dirs=()
-# make_dir DIR: DIR and its missing parents.
+# Each ABI this machine runs (cfrfix-check decides, as the installed command will): its
+# `$LIB`, and this checkout's build for it. Other ABIs' builds sit where Cargo puts a cross
+# build: release_dir/../<triple>/release/.
+abi_libraries=()
+lacking=()
+abi_table=$("$release_dir/cfrfix-check" --abis) ||
+    fail "$release_dir/cfrfix-check --abis failed; nothing was installed"
+while IFS=$'\t' read -r name triple role lib _; do
+    if [[ $triple == - ]]; then
+        lacking+=("$name programs will not get cfrfix: there is no $name build of cfrfix")
+        continue
+    fi
+    if [[ $role == native ]]; then
+        build=$release_dir/$LIBRARY_NAME
+    else
+        build=$(dirname -- "$release_dir")/$triple/$(basename -- "$release_dir")/$LIBRARY_NAME
+    fi
+    if [[ -f $build ]]; then
+        check_target_dir "$prefix/$lib"
+        abi_libraries+=("$build"$'\t'"$prefix/$lib/$LIBRARY_NAME")
+    else
+        lacking+=("$name programs will not get cfrfix: no $name build in $build (scripts/build-targets $triple)")
+    fi
+done <<<"$abi_table"
+((${#abi_libraries[@]})) || fail "cfrfix-check --abis found no ABI with a build; nothing was installed"
+if [[ -n $system_wide ]] && ((${#lacking[@]})); then
+    printf 'install.sh: %s\n' "${lacking[@]}" >&2
+    fail "--system-wide would make each of their processes print an ld.so error; nothing was installed"
+fi
+
+# --- Installing. ------------------------------------------------------------------------
+# What this run created, in order, for the manifest: `dir PATH` for each directory, `file PATH`
+# for each ABI's library.
+manifest_entries=()
+# make_dir DIR: DIR and its missing parents, each recorded.
 make_dir() {
     local dir=$1 missing=()
     while [[ ! -e $dir ]]; do
@@ -134,7 +183,7 @@ make_dir() {
     done
     for dir in "${missing[@]}"; do
         mkdir -- "$dir" || fail "could not create $dir"
-        created_dirs+=("$dir")
+        manifest_entries+=("dir $dir")
     done
 }
 
@@ -160,7 +209,6 @@ install_file() {
 
 printf 'install.sh: installing into %s\n' "$prefix"
 install_file "$checkout_dir/scripts/cfrfix" "$prefix/bin/cfrfix" 0755
-install_file "$release_dir/libcfrfix.so" "$library_dir/libcfrfix.so" 0644
 install_file "$release_dir/cfrfix-check" "$library_dir/cfrfix-check" 0755
 install_file "$release_dir/cfrfix-check-copy" "$library_dir/cfrfix-check-copy" 0755
 install_file "$release_dir/cfrfix-inject" "$library_dir/cfrfix-inject" 0755
@@ -172,19 +220,28 @@ install_file "$checkout_dir/docs/systemd/cfrfix.conf" "$doc_dir/systemd-dropin-c
 install_file "$checkout_dir/CHANGELOG.md" "$doc_dir/CHANGELOG.md" 0644
 install_file "$checkout_dir/LICENSE-MIT" "$doc_dir/LICENSE-MIT" 0644
 install_file "$checkout_dir/LICENSE-APACHE" "$doc_dir/LICENSE-APACHE" 0644
-# What an earlier install created stays recorded.
-manifest=$library_dir/created-directories
+for pair in "${abi_libraries[@]}"; do
+    install_file "${pair%%$'\t'*}" "${pair#*$'\t'}" 0644
+    manifest_entries+=("file ${pair#*$'\t'}")
+done
+# What an earlier install recorded stays recorded (a library installed then is replaced now;
+# one of an ABI this machine no longer runs is still removed by uninstall.sh).
+manifest=$library_dir/installed
 if [[ -f $manifest ]]; then
-    mapfile -t -O "${#created_dirs[@]}" created_dirs <"$manifest"
+    mapfile -t previous <"$manifest"
+    manifest_entries=("${previous[@]}" "${manifest_entries[@]}")
 fi
-if ((${#created_dirs[@]})); then
-    printf '%s\n' "${created_dirs[@]}" | awk '!seen[$0]++' >"$manifest.new"
-    chmod 0644 "$manifest.new"
-    mv -f -- "$manifest.new" "$manifest"
-fi
+in_progress=$manifest.new
+printf '%s\n' "${manifest_entries[@]}" | awk '!seen[$0]++' >"$in_progress"
+chmod 0644 "$in_progress"
+mv -f -- "$in_progress" "$manifest"
+in_progress=
+for line in "${lacking[@]}"; do
+    printf 'install.sh: note: %s\n' "$line"
+done
 
 if [[ -n $system_wide ]]; then
-    "$library_dir/cfrfix-system-wide" enable "$library_dir/libcfrfix.so"
+    "$library_dir/cfrfix-system-wide" enable "$prefix/\$LIB/$LIBRARY_NAME"
     if [[ ! -e /etc/cfrfix.conf ]]; then
         install_file "$checkout_dir/docs/cfrfix.conf.example" /etc/cfrfix.conf 0644
     else

@@ -5,7 +5,8 @@
 mod common;
 
 use common::command::{
-    PYTHON_COPY, artefact_dir, cfrfix, other_preload_library, python3, run, script, write_test_file,
+    PYTHON_COPY, artefact_dir, cfrfix, other_preload_library, python3, run, script,
+    without_abi_warnings, write_test_file,
 };
 use common::{ScratchDir, describe, have_command, is_root, skip, text};
 use std::fs;
@@ -30,13 +31,18 @@ fn wrapper_prepends_to_an_existing_ld_preload() {
     let preload = text(&output.stdout);
     let entries: Vec<&str> = preload.split(':').collect();
     assert_eq!(entries.len(), 2, "LD_PRELOAD={preload}");
+    // One entry for every ABI: the loader expands `$LIB` to its own directory.
     assert!(
-        entries[0].ends_with("/libcfrfix.so"),
+        entries[0].ends_with("/preload/$LIB/libcfrfix.so"),
         "LD_PRELOAD={preload}"
     );
-    assert!(Path::new(entries[0]).is_file(), "LD_PRELOAD={preload}");
     assert_eq!(entries[1], other, "the existing entry must be kept");
-    assert!(output.stderr.is_empty(), "{}", describe(&output));
+    assert_eq!(
+        without_abi_warnings(&text(&output.stderr)),
+        "",
+        "{}",
+        describe(&output)
+    );
 }
 
 #[test]
@@ -142,7 +148,7 @@ fn log_to_dev_stderr_and_dev_fd_2_works() {
             describe(&output)
         );
         assert!(
-            !stderr.contains("warning"),
+            !without_abi_warnings(&stderr).contains("warning"),
             "{args:?}: {}",
             describe(&output)
         );
@@ -334,7 +340,7 @@ fn warnings_name_ignored_settings_before_the_program_runs() {
             "{env:?} {args:?}: {}",
             describe(&output)
         );
-        text(&output.stderr)
+        without_abi_warnings(&text(&output.stderr))
     };
     assert_eq!(warn(&[], &[]), "");
     let stderr = warn(&[("CFRFIX_MODE", "banana")], &[]);
@@ -543,7 +549,11 @@ impl Unbuilt {
         fs::write(root.join("checkout/Cargo.toml"), "[package]\n").expect("write");
         fs::copy(script("cfrfix"), root.join("checkout/scripts/cfrfix")).expect("copy");
         fs::create_dir(root.join("bin")).expect("mkdir");
-        for tool in ["bash", "readlink", "dirname", "touch", "true"] {
+        // What the command runs besides bash (`ln`, `mv`, `mkdir`, `rm` for a build's per-ABI
+        // links, `awk` for its warnings) and what the tests run through it.
+        for tool in [
+            "bash", "readlink", "dirname", "touch", "true", "ln", "mv", "mkdir", "rm", "awk",
+        ] {
             let found = ["/usr/bin", "/bin"]
                 .iter()
                 .map(|d| Path::new(d).join(tool))
@@ -622,7 +632,7 @@ fn a_checkout_is_always_brought_up_to_date_and_cargo_says_where_the_build_is() {
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(
         text(&output.stdout).trim(),
-        elsewhere.join("libcfrfix.so").display().to_string(),
+        format!("{}/preload/$LIB/libcfrfix.so", elsewhere.display()),
         "the build cargo names: {}",
         describe(&output)
     );
@@ -656,7 +666,7 @@ fn without_cargo_a_relative_cargo_target_dir_is_taken_from_the_working_directory
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(
         text(&output.stdout).trim(),
-        built.join("libcfrfix.so").display().to_string()
+        format!("{}/preload/$LIB/libcfrfix.so", built.display())
     );
     // It says that it could not bring the build up to date.
     assert!(
@@ -744,19 +754,53 @@ fn an_old_rust_is_named_and_not_used() {
 fn an_installation_without_its_library_does_not_start_the_program() {
     let scratch = ScratchDir::tmpfs("command-broken-install");
     fs::create_dir_all(scratch.path().join("bin")).expect("mkdir");
-    fs::create_dir_all(scratch.path().join("lib/cfrfix")).expect("mkdir");
+    let helpers = scratch.path().join("libexec/cfrfix");
+    fs::create_dir_all(&helpers).expect("mkdir");
     let command = scratch.path().join("bin/cfrfix");
     fs::copy(script("cfrfix"), &command).expect("copy");
     let marker = scratch.path().join("program-ran");
+    let start = || {
+        run(Command::new(&command)
+            .env_remove("LD_PRELOAD")
+            .arg("touch")
+            .arg(&marker))
+    };
+    // No helpers at all, then the helpers without PREFIX/$LIB/libcfrfix.so.
+    for (step, missing) in [
+        ("no helpers", "cfrfix-check"),
+        ("no library", "/libcfrfix.so is missing"),
+    ] {
+        let output = start();
+        assert_eq!(
+            output.status.code(),
+            Some(125),
+            "{step}: {}",
+            describe(&output)
+        );
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains(missing) && stderr.contains("reinstall cfrfix"),
+            "{step}: {}",
+            describe(&output)
+        );
+        assert!(!marker.exists(), "{step}");
+        for tool in ["cfrfix-check", "cfrfix-check-copy", "cfrfix-inject"] {
+            fs::copy(artefact_dir().join(tool), helpers.join(tool)).expect("copy helper");
+        }
+    }
+    // --status still reports, and counts the missing library as a problem.
     let output = run(Command::new(&command)
         .env_remove("LD_PRELOAD")
-        .arg("touch")
-        .arg(&marker));
-    assert_eq!(output.status.code(), Some(125), "{}", describe(&output));
+        .arg("--status"));
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let report = text(&output.stdout);
     assert!(
-        text(&output.stderr).contains("reinstall cfrfix"),
+        report.lines().any(
+            |l| l.starts_with("problem: the library for `cfrfix PROGRAM`, ")
+                && l.contains("/$LIB/libcfrfix.so, does NOT load into ")
+                && l.contains("(missing)")
+        ),
         "{}",
         describe(&output)
     );
-    assert!(!marker.exists());
 }

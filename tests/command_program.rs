@@ -1,12 +1,14 @@
 //! `cfrfix PROGRAM` never starts PROGRAM without the library in effect (issue 10, review): the
 //! program the kernel will really run (through `#!` lines) is judged before it starts. Static
-//! and setuid programs, a 32-bit program without its build and a library that exists but does
-//! not load are refused with exit 125 and one line saying why; `--enosys` runs static programs;
-//! the user's own LD_PRELOAD entries are kept.
+//! and setuid programs, a 32-bit program whose `$LIB` leads to no i686 build and a library that
+//! exists but does not load are refused with exit 125 and one line saying why; `--enosys` runs
+//! static programs; the user's own LD_PRELOAD entries are kept.
 
 mod common;
 
-use common::command::{artefact_dir, cfrfix, other_preload_library, run, script};
+use common::command::{
+    artefact_dir, cfrfix, other_preload_library, run, script, without_abi_warnings,
+};
 use common::{PrivateEtc, ScratchDir, describe, have_command, is_root, skip, text};
 use std::ffi::OsStr;
 use std::fs;
@@ -115,7 +117,12 @@ fn dynamic_programs_and_scripts_run() {
     let output = run(cfrfix().arg(&script_path).arg(&marker));
     assert!(output.status.success(), "{}", describe(&output));
     assert!(marker.exists());
-    assert!(output.stderr.is_empty(), "{}", describe(&output));
+    assert_eq!(
+        without_abi_warnings(&text(&output.stderr)),
+        "",
+        "{}",
+        describe(&output)
+    );
 }
 
 /// A root-owned copy of a program built from TOUCH_C, setuid (4755), in a directory on the
@@ -217,8 +224,24 @@ fn a_program_with_file_capabilities_is_refused_for_other_users() {
     assert_refused(&output, &marker, &["has file capabilities"]);
 }
 
+/// The tools and the native library of this profile, copied into `DIR/release/` with no
+/// `DIR/<triple>/release/` beside them: a build without other ABIs' libraries.
+fn build_without_other_abis(dir: &Path) -> PathBuf {
+    let release = dir.join("release");
+    fs::create_dir_all(&release).expect("mkdir");
+    for name in [
+        "libcfrfix.so",
+        "cfrfix-check",
+        "cfrfix-check-copy",
+        "cfrfix-inject",
+    ] {
+        fs::copy(artefact_dir().join(name), release.join(name)).expect("copy artefact");
+    }
+    release
+}
+
 #[test]
-fn a_32_bit_program_needs_its_build_and_the_users_entries_are_kept() {
+fn a_32_bit_program_is_served_through_lib_where_its_build_is_and_refused_where_not() {
     let dir = ScratchDir::tmpfs("program-i386");
     if !Path::new("/lib/ld-linux.so.2").exists() {
         return skip("this machine runs no 32-bit x86 programs (no /lib/ld-linux.so.2)");
@@ -227,24 +250,46 @@ fn a_32_bit_program_needs_its_build_and_the_users_entries_are_kept() {
         return;
     };
     let marker = dir.path().join("ran");
-    let output = run(cfrfix().arg(&program).arg(&marker));
+    // A build with no i686 build beside it: `$LIB` leads i386 programs nowhere.
+    let release = build_without_other_abis(dir.path());
+    let without_i686 = || {
+        let mut command = cfrfix();
+        command.env("CFRFIX_ARTEFACT_DIR", &release);
+        command
+    };
+    let output = run(without_i686().arg(&program).arg(&marker));
     assert_refused(
         &output,
         &marker,
         &[
             "is an i386 program and no cfrfix library for i386 is preloaded",
+            "/preload/$LIB/libcfrfix.so is ",
+            "/libcfrfix.so: missing)",
             "scripts/build-targets i686-unknown-linux-gnu",
         ],
     );
-    // The user's own i686 build in LD_PRELOAD serves it, and stays.
-    let i686 = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/i686-unknown-linux-gnu/release/libcfrfix.so");
+    // The i686 build beside this profile's, as scripts/build-targets makes it.
+    let i686 = artefact_dir()
+        .parent()
+        .expect("target directory")
+        .join("i686-unknown-linux-gnu")
+        .join(artefact_dir().file_name().expect("profile"))
+        .join("libcfrfix.so");
     if !i686.exists() {
         return skip("no i686 build (scripts/build-targets i686-unknown-linux-gnu)");
     }
-    let output = run(cfrfix().env("LD_PRELOAD", &i686).arg(&program).arg(&marker));
+    // The user's own i686 build in LD_PRELOAD serves it, and stays.
+    let output = run(without_i686()
+        .env("LD_PRELOAD", &i686)
+        .arg(&program)
+        .arg(&marker));
     assert!(output.status.success(), "{}", describe(&output));
-    assert!(marker.exists());
+    assert!(marker.exists(), "{}", describe(&output));
+    fs::remove_file(&marker).expect("rm");
+    // With the i686 build beside the native one, `$LIB` leads the 32-bit program to it.
+    let output = run(cfrfix().arg(&program).arg(&marker));
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(marker.exists(), "{}", describe(&output));
 }
 
 #[test]
@@ -266,9 +311,15 @@ fn other_cfrfix_builds_in_ld_preload_are_kept_and_the_same_file_is_not_added_twi
             .env("LD_PRELOAD", &existing)
             .args(["sh", "-c", "printf %s \"$LD_PRELOAD\""]));
     assert!(output.status.success(), "{}", describe(&output));
+    // The cfrfix entry names each ABI's build with `$LIB`; the alias is the same file as the
+    // native one, the copy another file.
     assert_eq!(
         text(&output.stdout),
-        format!("{}:{}:{other}", library.display(), copy.display())
+        format!(
+            "{}/preload/$LIB/libcfrfix.so:{}:{other}",
+            artefact_dir().display(),
+            copy.display()
+        )
     );
 }
 

@@ -12,9 +12,7 @@
 
 mod common;
 
-use common::command::{
-    PYTHON_COPY, artefact_dir, other_preload_library, python3, run, script, write_test_file,
-};
+use common::command::{PYTHON_COPY, artefact_dir, python3, run, script, write_test_file};
 use common::{PrivateEtc, ScratchDir, describe, have_command, is_root, skip, text};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -27,14 +25,15 @@ const EOPNOTSUPP: i32 = 95;
 // ---------------------------------------------------------------------------------
 // install.sh / uninstall.sh into a temporary prefix
 
-/// What install.sh puts under PREFIX, with the mode each file must have.
+/// What install.sh puts under PREFIX, with the mode each file must have (and, for each ABI,
+/// PREFIX/$LIB/libcfrfix.so, listed in libexec/cfrfix/installed).
 const INSTALLED_FILES: [(&str, u32); 13] = [
     ("bin/cfrfix", 0o755),
-    ("lib/cfrfix/libcfrfix.so", 0o644),
-    ("lib/cfrfix/cfrfix-check", 0o755),
-    ("lib/cfrfix/cfrfix-check-copy", 0o755),
-    ("lib/cfrfix/cfrfix-inject", 0o755),
-    ("lib/cfrfix/cfrfix-system-wide", 0o755),
+    ("libexec/cfrfix/installed", 0o644),
+    ("libexec/cfrfix/cfrfix-check", 0o755),
+    ("libexec/cfrfix/cfrfix-check-copy", 0o755),
+    ("libexec/cfrfix/cfrfix-inject", 0o755),
+    ("libexec/cfrfix/cfrfix-system-wide", 0o755),
     ("share/man/man1/cfrfix.1", 0o644),
     ("share/doc/cfrfix/deployment.md", 0o644),
     ("share/doc/cfrfix/cfrfix.conf.example", 0o644),
@@ -76,15 +75,30 @@ fn install_and_uninstall_into_a_temporary_prefix() {
         );
     }
 
-    // The installed command finds the installed library and helpers, not the checkout's.
+    // One library per ABI, where that ABI's loader expands $LIB; the native one first.
+    let manifest = fs::read_to_string(prefix.join("libexec/cfrfix/installed")).expect("manifest");
+    let libraries: Vec<&str> = manifest
+        .lines()
+        .filter_map(|l| l.strip_prefix("file "))
+        .collect();
+    assert!(!libraries.is_empty(), "{manifest}");
+    for library in &libraries {
+        let metadata = fs::metadata(library).unwrap_or_else(|e| panic!("{library}: {e}"));
+        assert_eq!(metadata.permissions().mode() & 0o7777, 0o644, "{library}");
+        assert!(library.ends_with("/libcfrfix.so"), "{library}");
+    }
+    assert_eq!(
+        fs::read(libraries[0]).expect("read"),
+        fs::read(artefact_dir().join("libcfrfix.so")).expect("read"),
+        "the native build"
+    );
+
+    // The installed command finds the installed libraries and helpers, not the checkout's.
     let installed = prefix.join("bin/cfrfix");
     let printed = run(Command::new(&installed).arg("--print-library"));
     assert_eq!(
         text(&printed.stdout).trim(),
-        prefix
-            .join("lib/cfrfix/libcfrfix.so")
-            .to_str()
-            .expect("utf-8"),
+        format!("{}/$LIB/libcfrfix.so", prefix.display()),
         "{}",
         describe(&printed)
     );
@@ -114,9 +128,12 @@ fn install_and_uninstall_into_a_temporary_prefix() {
     for (file, _) in INSTALLED_FILES {
         assert!(!prefix.join(file).exists(), "{file} left behind");
     }
+    for library in &libraries {
+        assert!(!Path::new(library).exists(), "{library} left behind");
+    }
     assert!(
-        !prefix.join("lib/cfrfix").exists(),
-        "lib/cfrfix left behind"
+        !prefix.join("libexec/cfrfix").exists(),
+        "libexec/cfrfix left behind"
     );
     assert!(
         !prefix.join("share/doc/cfrfix").exists(),
@@ -131,6 +148,17 @@ fn install_and_uninstall_into_a_temporary_prefix() {
 
 /// `install.sh ARGS` as an unprivileged user (nobody, through setpriv) when the tests run as
 /// root, as the test's own user otherwise.
+/// `$LIB` of this tool's own ABI, as `cfrfix-check --abis` finds it (lib/x86_64-linux-gnu).
+fn native_lib() -> String {
+    let table = run(Command::new(artefact_dir().join("cfrfix-check")).arg("--abis"));
+    text(&table.stdout)
+        .lines()
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .find(|fields| fields.get(2) == Some(&"native"))
+        .and_then(|fields| fields.get(3).map(|lib| lib.to_string()))
+        .unwrap_or_else(|| panic!("no native ABI: {}", describe(&table)))
+}
+
 fn install_unprivileged(args: &[&std::ffi::OsStr]) -> Output {
     let mut command = if is_root() {
         let mut c = Command::new("setpriv");
@@ -215,18 +243,22 @@ fn install_checks_permissions_before_changing_anything() {
         );
         assert!(!prefix.exists());
     }
-    // A prefix this user owns, with a lib/ it cannot write: nothing installed, not even bin/.
+    // A prefix this user owns, with the top of the library's directory (lib/ of
+    // lib/x86_64-linux-gnu, the native `$LIB`) one it cannot write: nothing installed, not
+    // even bin/.
     if is_root() {
         let prefix = scratch.path().join("owned");
-        fs::create_dir_all(prefix.join("lib")).expect("mkdir");
+        let lib = native_lib();
+        let top = lib.split('/').next().expect("a directory");
+        fs::create_dir_all(prefix.join(top)).expect("mkdir");
         std::os::unix::fs::chown(&prefix, Some(65534), Some(65534)).expect("chown");
         let output = install_unprivileged(&["--prefix".as_ref(), prefix.as_os_str()]);
         assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
         assert!(
             text(&output.stderr).contains(&format!(
                 "install.sh: cannot install into {}: {} is not writable by uid 65534",
-                prefix.join("lib/cfrfix").display(),
-                prefix.join("lib").display()
+                prefix.join(&lib).display(),
+                prefix.join(top).display()
             )) && text(&output.stderr).contains("nothing was installed"),
             "{}",
             describe(&output)
@@ -237,11 +269,11 @@ fn install_checks_permissions_before_changing_anything() {
             .collect();
         assert_eq!(
             entries,
-            ["lib"],
+            [top],
             "install.sh changed something before failing"
         );
         assert!(
-            fs::read_dir(prefix.join("lib"))
+            fs::read_dir(prefix.join(top))
                 .expect("read_dir")
                 .next()
                 .is_none()
@@ -267,10 +299,12 @@ fn uninstall_removes_the_directories_install_created_and_only_those() {
         describe(&run(Command::new("find").arg(scratch.path())))
     );
 
-    // A prefix with directories of its own: they stay, and so does what the user added to a
+    // A prefix with directories of its own: they stay (lib/ too, where each ABI's library
+    // directory, lib/x86_64-linux-gnu, is created), and so does what the user added to a
     // directory install.sh created.
     let prefix = scratch.path().join("existing");
     fs::create_dir_all(prefix.join("bin")).expect("mkdir");
+    fs::create_dir_all(prefix.join("lib")).expect("mkdir");
     fs::create_dir_all(prefix.join("share/man")).expect("mkdir");
     let install = run(install_script("install.sh").arg("--prefix").arg(&prefix));
     assert!(install.status.success(), "{}", describe(&install));
@@ -293,6 +327,7 @@ fn uninstall_removes_the_directories_install_created_and_only_those() {
         left,
         [
             "/bin",
+            "/lib",
             "/share",
             "/share/doc",
             "/share/doc/mine.txt",
@@ -445,16 +480,16 @@ fn system_wide_install_works_and_uninstall_restores_ld_so_preload() {
     let preload = etc.file("ld.so.preload");
     let scratch = ScratchDir::rootfs("deploy-system-wide-prefix");
     let prefix = scratch.path().join("prefix");
-    let library = prefix.join("lib/cfrfix/libcfrfix.so");
+    // One entry for every ABI: each loader expands $LIB to its own directory.
+    let library = format!("{}/$LIB/libcfrfix.so", prefix.display());
     let data = ScratchDir::tmpfs("deploy-system-wide-data");
     let content = write_test_file(&data.path().join("src"), 200_000);
 
     // An existing preload file, without a final newline, must come back byte for byte.
-    // (Not a comment: glibc 2.36 mis-parses some comment lines in /etc/ld.so.preload.)
-    let Some(other) = other_preload_library() else {
-        return skip("no libm.so.6 found to stand for an existing preload");
-    };
-    let original = other.as_bytes();
+    // (Not a comment: glibc 2.36 mis-parses some comment lines in /etc/ld.so.preload. A bare
+    // name, which every ABI's loader looks up in its own directories: a 64-bit path there
+    // would make 32-bit programs print an ld.so error before cfrfix is even enabled.)
+    let original = b"libm.so.6";
     fs::write(&preload, original).expect("write ld.so.preload");
     fs::set_permissions(&preload, fs::Permissions::from_mode(0o644)).expect("chmod");
     let _ = fs::remove_file(etc.file("cfrfix.conf"));
@@ -471,7 +506,7 @@ fn system_wide_install_works_and_uninstall_restores_ld_so_preload() {
     let listed = fs::read_to_string(&preload).expect("ld.so.preload");
     assert_eq!(
         listed,
-        format!("{}\n{}\n", text(original), library.display()),
+        format!("{}\n{library}\n", text(original)),
         "the library is appended on a line of its own"
     );
     assert!(
@@ -510,11 +545,12 @@ fn system_wide_install_works_and_uninstall_restores_ld_so_preload() {
     ));
     assert!(check.status.success(), "{}", describe(&check));
     assert!(
-        text(&check.stdout).contains(&format!("/etc/ld.so.preload: yes ({})", library.display())),
+        text(&check.stdout).contains(&format!("/etc/ld.so.preload: yes ({library})")),
         "{}",
         describe(&check)
     );
 
+    let manifest = fs::read_to_string(prefix.join("libexec/cfrfix/installed")).expect("manifest");
     uninstall(&etc, &prefix);
     assert_eq!(
         fs::read(&preload).expect("ld.so.preload restored"),
@@ -530,7 +566,9 @@ fn system_wide_install_works_and_uninstall_restores_ld_so_preload() {
         !etc.file("cfrfix.conf").exists(),
         "the untouched example goes too"
     );
-    assert!(!library.exists());
+    for installed in manifest.lines().filter_map(|l| l.strip_prefix("file ")) {
+        assert!(!Path::new(installed).exists(), "{installed} left behind");
+    }
 
     let after = injected_python_copy(&etc, data.path(), &[]);
     assert_eq!(
@@ -554,7 +592,7 @@ fn system_wide_without_a_previous_file_removes_it_again() {
     install_system_wide(&etc, &prefix);
     assert_eq!(
         fs::read_to_string(&preload).expect("ld.so.preload created"),
-        format!("{}\n", prefix.join("lib/cfrfix/libcfrfix.so").display())
+        format!("{}/$LIB/libcfrfix.so\n", prefix.display())
     );
     assert_ordinary_programs_unaffected(&etc);
 
@@ -598,15 +636,15 @@ fn system_wide_refuses_a_library_that_does_not_load() {
         &["enable", not_a_library.to_str().expect("utf-8")],
     ));
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    // Every ABI is checked for a library of its own before anything is loaded (a library that
+    // is an ELF file but does not load cleanly: tests/abi/chain.rs).
+    let stderr = text(&output.stderr);
     assert!(
-        text(&output.stderr).contains("test load failed"),
+        stderr.contains(" is not an ELF file; ") && stderr.contains("not enabling"),
         "{}",
         describe(&output)
     );
-    assert!(
-        !preload.exists(),
-        "nothing may be written after a failed test load"
-    );
+    assert!(!preload.exists(), "nothing may be written after a refusal");
     assert!(!etc.file("ld.so.preload.cfrfix-added").exists());
 }
 

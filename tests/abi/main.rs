@@ -9,6 +9,8 @@
 //!   injected errno (the 64-bit `cfrfix-inject` matches AUDIT_ARCH_I386), every entry point;
 //! - `i686_programs`: unmodified 32-bit programs (C, with and without `_FILE_OFFSET_BITS=64`;
 //!   Debian's i386 `cp`), and `syscall()` forwarding other calls;
+//! - `chain`: one install for every ABI: a 64-bit → 32-bit → 64-bit process chain under the
+//!   `cfrfix` command and under system-wide mode, and what happens without a 32-bit build;
 //! - `aarch64`: the same cases under qemu-aarch64, in mode `always` and under injection
 //!   through the emulator's own system calls, and a natural EXDEV.
 
@@ -18,6 +20,7 @@ mod common;
 mod probe;
 
 mod aarch64;
+mod chain;
 mod i686;
 mod i686_programs;
 mod targets;

@@ -16,7 +16,7 @@
 //! cfrfix already preloaded here:
 //!   LD_PRELOAD: no
 //!   /etc/ld.so.preload: no (the file does not exist)
-//! library used for this check: /usr/lib/cfrfix/libcfrfix.so
+//! library used for this check: /usr/$LIB/libcfrfix.so
 //! result: works through cfrfix (the kernel alone refuses this copy: cfrfix is needed here)
 //! ```
 
@@ -102,7 +102,7 @@ fn preload_state(library: &Path) {
         say!("  LD_PRELOAD:         no");
     }
     for entry in ld_preload {
-        if preload::per_abi(&entry).native_missing {
+        if preload::per_abi(&entry).native_problem.is_some() {
             say!("  LD_PRELOAD:         no: {entry} is listed but does not load (cfrfix --status)");
         } else {
             say!("  LD_PRELOAD:         yes ({entry})");

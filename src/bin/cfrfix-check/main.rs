@@ -12,6 +12,8 @@
 //!                                                 would not be in effect in it (exit 1)
 //! cfrfix-check --warnings [--mode-from-option]    settings problems, as `cfrfix: warning:`
 //!                                                 lines on stderr (before PROGRAM runs)
+//! cfrfix-check --abis [ENTRY]                     the ABIs this machine runs, their `$LIB`,
+//!                                                 and whether ENTRY serves each (abis.rs)
 //! ```
 //!
 //! The settings are read with the library's own parser (`src/config/parse.rs`, included below),
@@ -25,6 +27,7 @@
 //! OpenZFS module's version is read, and `CFRFIX_CHECK_KERNEL_RELEASE` replaces the running
 //! kernel's release, so that the OpenZFS verdict can be tested on a machine without ZFS.
 
+mod abis;
 mod check;
 mod copy;
 mod logdest;
@@ -58,6 +61,7 @@ Usage: cfrfix-check --check LIBRARY SRC_DIR DST_DIR
        cfrfix-check --log-destination DEST
        cfrfix-check --warnings [--mode-from-option]
        cfrfix-check --program [--enosys] [--off] ENTRY PROGRAM
+       cfrfix-check --abis [ENTRY]
 (the cfrfix command's helper: run `cfrfix --help`)";
 
 /// Prints a line of the report. A reader that went away (`cfrfix --check | head`) ends the
@@ -125,6 +129,14 @@ fn main() -> ExitCode {
         }
         ["--warnings", "--mode-from-option"] => {
             status::warnings(true);
+            ExitCode::SUCCESS
+        }
+        ["--abis"] => {
+            abis::print_table(None);
+            ExitCode::SUCCESS
+        }
+        ["--abis", entry] => {
+            abis::print_table(Some(entry));
             ExitCode::SUCCESS
         }
         ["-h" | "--help"] => {

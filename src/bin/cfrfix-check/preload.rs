@@ -6,147 +6,19 @@
 //! skipped with an `ERROR: ld.so: ... cannot be preloaded ... ignored.` line on the program's
 //! stderr: such programs run without cfrfix (docs/deployment.md, "Multilib").
 
-use std::io::Read;
+use crate::abis::{self, Present, Serves};
 use std::path::Path;
 
 pub const PRELOAD_FILE: &str = "/etc/ld.so.preload";
 
-/// An ABI: its loader (present if the machine can run such programs), its ELF class and
-/// machine, the directories its `$LIB` can be (Debian's multiarch one first), and `$PLATFORM`.
-struct Abi {
-    name: &'static str,
-    loader: &'static str,
-    class: u8,
-    machine: u16,
-    lib_dirs: &'static [&'static str],
-    platform: &'static str,
-}
-
-const ELFCLASS32: u8 = 1;
-const ELFCLASS64: u8 = 2;
-const EM_386: u16 = 3;
-const EM_ARM: u16 = 40;
-const EM_X86_64: u16 = 62;
-const EM_AARCH64: u16 = 183;
-
-const ABIS: &[Abi] = &[
-    Abi {
-        name: "x86_64",
-        loader: "/lib64/ld-linux-x86-64.so.2",
-        class: ELFCLASS64,
-        machine: EM_X86_64,
-        lib_dirs: &["lib/x86_64-linux-gnu", "lib64"],
-        platform: "x86_64",
-    },
-    Abi {
-        name: "i386",
-        loader: "/lib/ld-linux.so.2",
-        class: ELFCLASS32,
-        machine: EM_386,
-        lib_dirs: &["lib/i386-linux-gnu", "lib32", "lib"],
-        platform: "i686",
-    },
-    Abi {
-        name: "x32",
-        loader: "/libx32/ld-linux-x32.so.2",
-        class: ELFCLASS32,
-        machine: EM_X86_64,
-        lib_dirs: &["lib/x86_64-linux-gnux32", "libx32"],
-        platform: "x86_64",
-    },
-    Abi {
-        name: "aarch64",
-        loader: "/lib/ld-linux-aarch64.so.1",
-        class: ELFCLASS64,
-        machine: EM_AARCH64,
-        lib_dirs: &["lib/aarch64-linux-gnu", "lib64", "lib"],
-        platform: "aarch64",
-    },
-    Abi {
-        name: "armhf",
-        loader: "/lib/ld-linux-armhf.so.3",
-        class: ELFCLASS32,
-        machine: EM_ARM,
-        lib_dirs: &["lib/arm-linux-gnueabihf", "lib"],
-        platform: "v7l",
-    },
-];
-
-/// ELF class and machine of a file, or why it has none.
-fn elf_kind(path: &Path) -> Result<(u8, u16), String> {
-    let mut header = [0u8; 20];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut header))
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => "missing".to_string(),
-            std::io::ErrorKind::UnexpectedEof => "not an ELF file".to_string(),
-            _ => e.to_string(),
-        })?;
-    if header[..4] != *b"\x7fELF" {
-        return Err("not an ELF file".to_string());
-    }
-    // e_machine, in the file's byte order (EI_DATA: 1 little, 2 big).
-    let machine = if header[5] == 2 {
-        u16::from_be_bytes([header[18], header[19]])
-    } else {
-        u16::from_le_bytes([header[18], header[19]])
-    };
-    Ok((header[4], machine))
-}
-
-fn describe_kind((class, machine): (u8, u16)) -> String {
-    let bits = match class {
-        ELFCLASS32 => "32-bit",
-        ELFCLASS64 => "64-bit",
-        _ => "unknown-class",
-    };
-    let arch = match machine {
-        EM_386 => "i386",
-        EM_ARM => "ARM",
-        EM_X86_64 => "x86-64",
-        EM_AARCH64 => "AArch64",
-        _ => "other machine",
-    };
-    format!("ELF {bits} {arch}")
-}
-
-impl Abi {
-    fn present(&self) -> bool {
-        elf_kind(Path::new(self.loader)) == Ok((self.class, self.machine))
-    }
-
-    /// `$LIB` for this ABI: the directory that holds its libc.so.6 (that is how glibc's build
-    /// sets it).
-    fn lib(&self) -> &'static str {
-        self.lib_dirs
-            .iter()
-            .find(|dir| {
-                ["/", "/usr/"].iter().any(|root| {
-                    elf_kind(&Path::new(root).join(dir).join("libc.so.6"))
-                        == Ok((self.class, self.machine))
-                })
-            })
-            .copied()
-            .unwrap_or(self.lib_dirs[0])
-    }
-
-    fn expand(&self, entry: &str) -> String {
-        entry
-            .replace("${LIB}", self.lib())
-            .replace("$LIB", self.lib())
-            .replace("${PLATFORM}", self.platform)
-            .replace("$PLATFORM", self.platform)
-    }
-}
-
-fn is_cfrfix(entry: &str) -> bool {
+pub fn is_cfrfix(entry: &str) -> bool {
     Path::new(entry)
         .file_name()
         .is_some_and(|n| n.to_string_lossy().starts_with("libcfrfix"))
 }
 
 /// ld.so's separators in LD_PRELOAD and /etc/ld.so.preload.
-fn entries(text: &str) -> impl Iterator<Item = &str> {
+pub fn entries(text: &str) -> impl Iterator<Item = &str> {
     text.split([' ', ':', '\t', '\n']).filter(|e| !e.is_empty())
 }
 
@@ -173,127 +45,62 @@ pub fn system_wide_entries() -> Result<Vec<String>, String> {
     }
 }
 
-/// The ABI of programs of ELF class `class` and machine `machine`, if this machine runs it.
-pub fn abi_of(class: u8, machine: u16) -> Option<ProgramAbi> {
-    present_abis()
-        .into_iter()
-        .find(|abi| (abi.abi.class, abi.abi.machine) == (class, machine))
-}
-
-/// The ABIs this machine runs.
-pub fn present_abis() -> Vec<ProgramAbi> {
-    ABIS.iter()
-        .filter(|abi| abi.present())
-        .map(ProgramAbi::new)
-        .collect()
-}
-
-impl ProgramAbi {
-    fn new(abi: &'static Abi) -> ProgramAbi {
-        let lib = abi.lib();
-        let libc = ["/", "/usr/"]
-            .iter()
-            .map(|root| Path::new(root).join(lib).join("libc.so.6"))
-            .find(|path| elf_kind(path) == Ok((abi.class, abi.machine)));
-        ProgramAbi {
-            abi,
-            native: abi.name == NATIVE,
-            libc,
-        }
-    }
-}
-
-/// An ABI this machine runs, as `cfrfix PROGRAM` needs it: how its loader reads an LD_PRELOAD
-/// entry, and a program of it to test-load a library into (its C library, which runs as a
-/// program and prints its version).
-pub struct ProgramAbi {
-    abi: &'static Abi,
-    pub native: bool,
-    pub libc: Option<std::path::PathBuf>,
-}
-
-impl ProgramAbi {
-    pub fn name(&self) -> &'static str {
-        self.abi.name
-    }
-
-    pub fn expand(&self, entry: &str) -> String {
-        self.abi.expand(entry)
-    }
-
-    /// Whether the file at `path` is a library of this ABI: Err says what it is instead.
-    pub fn serves(&self, path: &Path) -> Result<(), String> {
-        match elf_kind(path) {
-            Ok(kind) if kind == (self.abi.class, self.abi.machine) => Ok(()),
-            Ok(kind) => Err(describe_kind(kind)),
-            Err(why) => Err(why),
-        }
-    }
-}
-
-/// The ABI this program was built for.
-const NATIVE: &str = if cfg!(target_arch = "x86_64") {
-    "x86_64"
-} else if cfg!(target_arch = "x86") {
-    "i386"
-} else {
-    "aarch64"
-};
-
 /// Whether the programs of each ABI this machine runs load `entry`.
 pub struct PerAbi {
     /// One line per ABI: `  x86_64 programs: get cfrfix (...)`.
     pub lines: Vec<String>,
     /// Some ABI's programs do not get it.
     pub any_missing: bool,
-    /// The programs of this tool's own ABI (which runs its test program) do not get it.
-    pub native_missing: bool,
+    /// Why the programs of this tool's own ABI (which runs its test program) do not get it.
+    pub native_problem: Option<String>,
 }
 
 /// For each ABI this machine runs: whether its programs load `entry`. A file of the right ELF
-/// class and machine is, for this tool's own ABI, also test-loaded (`copy::library_loads`): a
+/// class and machine is also test-loaded into a program of its ABI (`Present::loads`): a
 /// truncated library has a valid header.
 pub fn per_abi(entry: &str) -> PerAbi {
-    per_abi_probed(entry, |path| crate::copy::library_loads(path).map(drop))
+    per_abi_probed(entry, |abi, path| abi.loads(path))
 }
 
-/// `per_abi`, with `loads` to test-load a library of the native ABI.
-fn per_abi_probed(entry: &str, loads: impl Fn(&str) -> Result<(), String>) -> PerAbi {
+/// `per_abi`, with `loads` to test-load a library of the right ELF class and machine.
+fn per_abi_probed(entry: &str, loads: impl Fn(&Present, &str) -> Result<(), String>) -> PerAbi {
     let mut report = PerAbi {
         lines: Vec::new(),
         any_missing: false,
-        native_missing: false,
+        native_problem: None,
     };
-    for abi in ABIS.iter().filter(|abi| abi.present()) {
+    for abi in abis::present() {
         let path = abi.expand(entry);
         let shown = if path == entry {
             path.clone()
         } else {
             format!("{entry} = {path}")
         };
-        let native = abi.name == NATIVE;
-        let outcome = match elf_kind(Path::new(&path)) {
-            Ok(kind) if kind == (abi.class, abi.machine) && native => match loads(&path) {
+        // What the loader does with a file that is not of the ABI: skips it, saying so; with
+        // one of the ABI that does not load (a truncated file): whatever that does.
+        const SKIPPED: &str = "each prints \"ERROR: ld.so: object ... cannot be preloaded\" on \
+                               stderr and runs without it";
+        const BROKEN: &str = "each fails to start or runs without it";
+        let outcome = match abi.serves(Path::new(&path)) {
+            Serves::Yes(kind) => match loads(abi, &path) {
                 Ok(()) => Ok(kind),
-                Err(why) => Err(format!("{}, but does not load: {why}", describe_kind(kind))),
+                Err(why) => Err((format!("{kind}, but does not load: {why}"), BROKEN)),
             },
-            Ok(kind) if kind == (abi.class, abi.machine) => Ok(kind),
-            Ok(kind) => Err(describe_kind(kind)),
-            Err(e) => Err(e),
+            Serves::No(why) => Err((why, SKIPPED)),
         };
         match outcome {
             Ok(kind) => report.lines.push(format!(
-                "  {} programs: get cfrfix ({shown}: {})",
-                abi.name,
-                describe_kind(kind)
+                "  {} programs: get cfrfix ({shown}: {kind})",
+                abi.abi.name
             )),
-            Err(why) => {
+            Err((why, consequence)) => {
                 report.any_missing = true;
-                report.native_missing |= native;
+                if abi.native() {
+                    report.native_problem = Some(why.clone());
+                }
                 report.lines.push(format!(
-                    "  {} programs: do NOT get cfrfix ({shown}: {why}); each prints \"ERROR: \
-                     ld.so: object ... cannot be preloaded\" on stderr and runs without it",
-                    abi.name
+                    "  {} programs: do NOT get cfrfix ({shown}: {why}); {consequence}",
+                    abi.abi.name
                 ));
             }
         }
@@ -314,20 +121,13 @@ mod tests {
 
     #[test]
     fn this_machine_runs_its_own_abi() {
-        let native = if cfg!(target_arch = "x86_64") {
-            "x86_64"
-        } else if cfg!(target_arch = "x86") {
-            "i386"
-        } else {
-            "aarch64"
-        };
-        assert!(ABIS.iter().any(|abi| abi.name == native && abi.present()));
+        let native = abis::NATIVE;
         let exe = std::env::current_exe().unwrap();
         let PerAbi {
             lines,
             any_missing: missing,
             ..
-        } = per_abi_probed(exe.to_str().unwrap(), |_| Ok(()));
+        } = per_abi_probed(exe.to_str().unwrap(), |_, _| Ok(()));
         assert!(
             lines
                 .iter()
@@ -337,8 +137,22 @@ mod tests {
         // Another ABI, if this machine has one (the i386 loader of libc6-i386), must not.
         assert_eq!(missing, lines.len() > 1, "{lines:?}");
         // A native file that does not load is named, and counted for the native ABI.
-        let report = per_abi_probed(exe.to_str().unwrap(), |_| Err("file too short".into()));
-        assert!(report.native_missing && report.any_missing);
+        let report = per_abi_probed(exe.to_str().unwrap(), |abi, _| {
+            if abi.native() {
+                Err("file too short".into())
+            } else {
+                Ok(())
+            }
+        });
+        assert!(report.any_missing);
+        assert!(
+            report
+                .native_problem
+                .as_deref()
+                .is_some_and(|why| why.ends_with(", but does not load: file too short")),
+            "{:?}",
+            report.native_problem
+        );
         assert!(
             report
                 .lines

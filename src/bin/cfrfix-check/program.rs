@@ -11,24 +11,25 @@
 //!   user other than root, outside a `nosuid` mount): the loader ignores LD_PRELOAD entries that
 //!   contain a '/' there, so only `/etc/ld.so.preload` reaches it (if it lists a library of its
 //!   ABI, it is run);
-//! - is of an ABI for which no cfrfix library in the LD_PRELOAD serves (a 32-bit program and no
-//!   i686 build; the user's own entries count, in order);
+//! - is of an ABI for which no cfrfix library in the LD_PRELOAD serves: the cfrfix entry names
+//!   each ABI's build with `$LIB`, expanded as that ABI's loader will (abis.rs), so a 32-bit
+//!   program is served where `$LIB` leads to an i686 build and refused where it does not (the
+//!   user's own entries count too, in order);
 //! - would get a library that exists but does not load (truncated, damaged, unreadable): it is
-//!   test-loaded into a program of that ABI first (this tool's `cfrfix-check-copy` for its own
-//!   ABI, which shows its memory map; that ABI's C library for the others).
+//!   test-loaded into a program of that ABI first (`abis::Present::loads`).
 //!
 //! The LD_PRELOAD: the cfrfix entry first, then the environment's entries in their order, less
 //! those that name the same file as the cfrfix entry does for some ABI (one library loaded
 //! twice would only print nothing new): the user's other builds (an i686 `libcfrfix.so`) stay.
 
-use crate::preload::{self, ProgramAbi};
+use crate::abis::{self, Present, Serves};
+use crate::preload::{self, is_cfrfix};
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// The kernel follows at most this many `#!` interpreters (BINPRM_MAX_RECURSION).
 const MAX_INTERPRETERS: usize = 4;
@@ -99,17 +100,10 @@ pub fn run(entry: &str, program: &Path, enosys: bool, off: bool) -> u8 {
     }
 }
 
-/// ld.so's separators in LD_PRELOAD.
-fn split(value: &str) -> impl Iterator<Item = &str> {
-    value
-        .split([' ', ':', '\t', '\n'])
-        .filter(|e| !e.is_empty())
-}
-
 /// `entry` first, then `existing`'s entries in order, less other names for the files `entry`
 /// names (for each ABI this machine runs, and as written).
 fn compose(entry: &str, existing: &str) -> Vec<String> {
-    let ours: Vec<(u64, u64)> = preload::present_abis()
+    let ours: Vec<(u64, u64)> = abis::present()
         .iter()
         .map(|abi| abi.expand(entry))
         .chain(std::iter::once(entry.to_string()))
@@ -117,19 +111,13 @@ fn compose(entry: &str, existing: &str) -> Vec<String> {
         .map(|m| (m.dev(), m.ino()))
         .collect();
     let mut entries = vec![entry.to_string()];
-    for other in split(existing) {
+    for other in preload::entries(existing) {
         let same_file = std::fs::metadata(other).is_ok_and(|m| ours.contains(&(m.dev(), m.ino())));
         if other != entry && !same_file && !entries.iter().any(|e| e == other) {
             entries.push(other.to_string());
         }
     }
     entries
-}
-
-fn is_cfrfix(entry: &str) -> bool {
-    Path::new(entry)
-        .file_name()
-        .is_some_and(|n| n.to_string_lossy().starts_with("libcfrfix"))
 }
 
 fn judge(named: &Path, entries: &[String], enosys: bool) -> Verdict {
@@ -170,36 +158,36 @@ fn judge(named: &Path, entries: &[String], enosys: bool) -> Verdict {
         ));
     }
     // An ABI this machine does not run: exec fails by itself, the shell's way.
-    let Some(abi) = preload::abi_of(elf.class, elf.machine) else {
+    let Some(abi) = abis::of_kind(elf.class, elf.machine) else {
         return Ok(());
     };
     if !enosys {
         if let Some(how) = secure_execution(&program.runs) {
-            return reached_system_wide(&program, &abi, &how);
+            return reached_system_wide(&program, abi, &how);
         }
     }
     let Some(library) = entries
         .iter()
-        .find(|e| is_cfrfix(e) && abi.serves(Path::new(&abi.expand(e))).is_ok())
+        .find(|e| is_cfrfix(e) && serves(abi, e).is_ok())
     else {
         if enosys {
             eprintln!(
                 "cfrfix: warning: {} is an {} program and no cfrfix library for {} is \
                  preloaded: it gets ENOSYS and copies by itself",
                 program.subject(),
-                abi.name(),
-                abi.name()
+                abi.abi.name,
+                abi.abi.name
             );
             return Ok(());
         }
         let ours = entries.first().map_or("", String::as_str);
         let expanded = abi.expand(ours);
-        let what = abi.serves(Path::new(&expanded)).err().unwrap_or_default();
+        let what = serves(abi, ours).err().unwrap_or_default();
         // A file that is there but is no library at all is damaged, not another ABI's build.
         if Path::new(&expanded).exists() && !what.starts_with("ELF ") {
             return Err(format!(
                 "the library {expanded} does not load into {} programs ({what})",
-                abi.name()
+                abi.abi.name
             ));
         }
         let shown = if expanded == ours {
@@ -210,38 +198,44 @@ fn judge(named: &Path, entries: &[String], enosys: bool) -> Verdict {
         return Err(format!(
             "{} is an {} program and no cfrfix library for {} is preloaded ({shown}); {}",
             program.subject(),
-            abi.name(),
-            abi.name(),
-            how_to_build(abi.name())
+            abi.abi.name,
+            abi.abi.name,
+            how_to_build(abi)
         ));
     };
-    test_load(&abi, library).map_err(|why| {
+    abi.loads(&abi.expand(library)).map_err(|why| {
         format!(
             "the library {library} does not load into {} programs ({why})",
-            abi.name()
+            abi.abi.name
         )
     })
 }
 
+/// Whether `entry`, as the loader of `abi` expands it, is a library of that ABI: Err says what
+/// is there instead.
+fn serves(abi: &Present, entry: &str) -> Result<(), String> {
+    match abi.serves(Path::new(&abi.expand(entry))) {
+        Serves::Yes(_) => Ok(()),
+        Serves::No(why) => Err(why),
+    }
+}
+
 /// How to get a build for an ABI.
-fn how_to_build(abi: &str) -> String {
-    let triple = match abi {
-        "x86_64" => "x86_64-unknown-linux-gnu",
-        "i386" => "i686-unknown-linux-gnu",
-        "aarch64" => "aarch64-unknown-linux-gnu",
-        _ => return format!("cfrfix has no {abi} build"),
-    };
-    format!(
-        "build it with scripts/build-targets {triple} in a checkout, or install that ABI's library"
-    )
+fn how_to_build(abi: &Present) -> String {
+    match abi.abi.triple {
+        Some(triple) => format!(
+            "build it with scripts/build-targets {triple} in a checkout (the cfrfix command \
+             finds it through $LIB), or install cfrfix's {} library",
+            abi.abi.name
+        ),
+        None => format!("cfrfix has no {} build", abi.abi.name),
+    }
 }
 
 /// A secure-execution program: Ok only if `/etc/ld.so.preload` brings the library of its ABI.
-fn reached_system_wide(program: &Program, abi: &ProgramAbi, how: &str) -> Verdict {
+fn reached_system_wide(program: &Program, abi: &Present, how: &str) -> Verdict {
     let listed = preload::system_wide_entries().unwrap_or_default();
-    let serving = listed
-        .iter()
-        .find(|e| abi.serves(Path::new(&abi.expand(e))).is_ok());
+    let serving = listed.iter().find(|e| serves(abi, e).is_ok());
     match serving {
         Some(entry) => {
             if std::env::vars_os().any(|(name, _)| name.as_bytes().starts_with(b"CFRFIX_")) {
@@ -261,33 +255,6 @@ fn reached_system_wide(program: &Program, abi: &ProgramAbi, how: &str) -> Verdic
              docs/deployment.md), or --enosys, which runs it without its privileges",
             program.subject(),
             preload::PRELOAD_FILE
-        )),
-    }
-}
-
-/// Test-loads `entry` into a program of `abi`: Err says why it does not load.
-fn test_load(abi: &ProgramAbi, entry: &str) -> Result<(), String> {
-    if abi.native {
-        return crate::copy::library_loads(entry).map(drop);
-    }
-    // Another ABI's C library runs as a program (it prints its version); the loader complains
-    // on stderr about a preload it skips, and a truncated one kills it.
-    let Some(libc) = &abi.libc else {
-        return Ok(());
-    };
-    let output = Command::new(libc)
-        .env("LD_PRELOAD", entry)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {}: {}", libc.display(), e))?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    match stderr.lines().find(|l| l.contains("ld.so")) {
-        Some(line) => Err(line.trim_start_matches("ERROR: ").to_string()),
-        None if output.status.success() => Ok(()),
-        None => Err(format!(
-            "{} with it preloaded: {}",
-            libc.display(),
-            output.status
         )),
     }
 }
@@ -605,7 +572,7 @@ mod tests {
         let head = read_head(&exe).unwrap();
         let elf = inspect(&exe, &head).unwrap().unwrap();
         assert!(elf.dynamic && !elf.go);
-        assert!(preload::abi_of(elf.class, elf.machine).is_some_and(|abi| abi.native));
+        assert!(abis::of_kind(elf.class, elf.machine).is_some_and(Present::native));
     }
 
     #[test]

@@ -12,9 +12,10 @@
 //! config file: /etc/cfrfix.conf: used
 //! problem: /etc/cfrfix.conf line 7: invalid value 'Banana' for mode (valid: ...): ignored
 //! LD_PRELOAD: no
-//! system-wide: yes: /etc/ld.so.preload lists /usr/lib/cfrfix/libcfrfix.so
-//!   x86_64 programs: get cfrfix (/usr/lib/cfrfix/libcfrfix.so: ELF 64-bit x86-64)
-//! library for `cfrfix PROGRAM`: /usr/lib/cfrfix/libcfrfix.so
+//! system-wide: yes: /etc/ld.so.preload lists /usr/$LIB/libcfrfix.so
+//!   x86_64 programs: get cfrfix (/usr/$LIB/libcfrfix.so = /usr/lib/x86_64-linux-gnu/libcfrfix.so: ELF 64-bit x86-64)
+//! library for `cfrfix PROGRAM`: /usr/$LIB/libcfrfix.so
+//!   x86_64 programs: get cfrfix (/usr/$LIB/libcfrfix.so = /usr/lib/x86_64-linux-gnu/...)
 //! summary: 1 problem
 //! ```
 //!
@@ -185,7 +186,7 @@ pub fn run(library: Option<&Path>) -> u8 {
     for entry in ld_preload {
         // Programs started from this environment inherit it: each ABI's get it or not.
         let report = preload::per_abi(&entry);
-        let native = if report.native_missing {
+        let native = if report.native_problem.is_some() {
             "listed but NOT loaded"
         } else {
             "yes"
@@ -226,18 +227,24 @@ pub fn run(library: Option<&Path>) -> u8 {
         }
     }
     if let Some(library) = library {
+        // An entry with `$LIB` names one build per ABI. Another ABI's build that is not there
+        // is not a settings problem (this ABI's programs get cfrfix; `cfrfix PROGRAM` refuses a
+        // program of that ABI), so it is shown, not counted; a library that does not load into
+        // this tool's own ABI makes every `cfrfix PROGRAM` refuse, and is counted.
         let entry = library.display().to_string();
-        match crate::copy::library_loads(&entry) {
-            Ok(_) => say!("library for `cfrfix PROGRAM`: {entry}"),
-            Err(why) => {
-                let problem = format!(
-                    "the library for `cfrfix PROGRAM`, {entry}, does not load ({why}): cfrfix \
-                     PROGRAM starts no program (exit 125)"
-                );
-                say!("library for `cfrfix PROGRAM`: {entry}: does NOT load");
-                say!("problem: {problem}");
-                problems.push(problem);
-            }
+        say!("library for `cfrfix PROGRAM`: {entry}");
+        let report = preload::per_abi(&entry);
+        for line in &report.lines {
+            say!("{line}");
+        }
+        if let Some(why) = report.native_problem {
+            let problem = format!(
+                "the library for `cfrfix PROGRAM`, {entry}, does NOT load into {} programs \
+                 ({why}): cfrfix PROGRAM starts no program (exit 125)",
+                crate::abis::NATIVE
+            );
+            say!("problem: {problem}");
+            problems.push(problem);
         }
     }
     match problems.len() {
