@@ -4,7 +4,7 @@
 //! the library itself is shown to do what the report says.
 //!
 //! /etc is never touched: each test runs in private mount namespaces over a copy of /etc (see
-//! tests/deploy.rs), and prints SKIPPED where that is impossible (no root, no unshare).
+//! tests/deploy/main.rs), and prints SKIPPED where that is impossible (no root, no unshare).
 
 mod common;
 
