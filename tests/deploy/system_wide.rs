@@ -6,7 +6,7 @@ use crate::common::{PrivateEtc, ScratchDir, describe, have_command, is_root, ski
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 const INJECT: &str = env!("CARGO_BIN_EXE_cfrfix-inject");
 const EOPNOTSUPP: i32 = 95;
@@ -78,8 +78,8 @@ fn injected_python_copy(etc: &PrivateEtc, dir: &Path, extra_env: &[(&str, &str)]
     run(&mut command)
 }
 
-/// `bash scripts/install.sh --prefix PREFIX --system-wide` inside the namespace; must succeed.
-fn install_system_wide(etc: &PrivateEtc, prefix: &Path) {
+/// `bash scripts/install.sh --prefix PREFIX --system-wide` inside the namespace.
+fn run_install_system_wide(etc: &PrivateEtc, prefix: &Path) -> Output {
     let mut command = etc.command(
         "bash",
         &[
@@ -89,8 +89,135 @@ fn install_system_wide(etc: &PrivateEtc, prefix: &Path) {
             "--system-wide".as_ref(),
         ],
     );
-    let install = run(command.env("CFRFIX_ARTEFACT_DIR", artefact_dir()));
+    run(command.env("CFRFIX_ARTEFACT_DIR", artefact_dir()))
+}
+
+/// `bash scripts/install.sh --prefix PREFIX --system-wide` inside the namespace; must succeed.
+fn install_system_wide(etc: &PrivateEtc, prefix: &Path) {
+    let install = run_install_system_wide(etc, prefix);
     assert!(install.status.success(), "{}", describe(&install));
+}
+
+/// An ABI this machine runs for which install.sh finds no build to install.
+struct MissingBuild {
+    /// Why the test cannot install system-wide, for its SKIPPED line.
+    why: String,
+    /// The line in which install.sh names it.
+    refusal: String,
+    /// Its target, where cfrfix has one (scripts/build-targets TRIPLE builds it).
+    triple: Option<String>,
+}
+
+/// The ABIs this machine runs, as install.sh asks `cfrfix-check --abis` for them, that have no
+/// build where install.sh looks: the native ABI's is this profile's own; another ABI's is
+/// `target/<triple>/<profile>/libcfrfix.so`, from scripts/build-targets. An i386 loader and no
+/// i686 build, typically.
+fn abis_without_a_build() -> Vec<MissingBuild> {
+    let release = artefact_dir();
+    let table = run(Command::new(release.join("cfrfix-check")).arg("--abis"));
+    assert!(table.status.success(), "{}", describe(&table));
+    let mut missing = Vec::new();
+    for line in text(&table.stdout).lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [name, triple, role, ..] = fields[..] else {
+            panic!("cfrfix-check --abis: {line:?}: {}", describe(&table));
+        };
+        if triple == "-" {
+            missing.push(MissingBuild {
+                why: format!("this machine runs {name} programs, and cfrfix has no {name} build"),
+                refusal: format!(
+                    "{name} programs will not get cfrfix: there is no {name} build of cfrfix"
+                ),
+                triple: None,
+            });
+            continue;
+        }
+        if role == "native" {
+            continue;
+        }
+        let build = release
+            .parent()
+            .expect("target directory")
+            .join(triple)
+            .join(release.file_name().expect("profile"))
+            .join("libcfrfix.so");
+        if !build.is_file() {
+            missing.push(MissingBuild {
+                why: format!(
+                    "this machine runs {name} programs, and there is no {triple} build ({} is \
+                     missing)",
+                    build.display()
+                ),
+                refusal: format!(
+                    "{name} programs will not get cfrfix: no {name} build in {} \
+                     (scripts/build-targets {triple})",
+                    build.display()
+                ),
+                triple: Some(triple.to_string()),
+            });
+        }
+    }
+    missing
+}
+
+/// Where an ABI this machine runs has no build, `install.sh --system-wide` must refuse (its
+/// processes would each print an ld.so error): exit 1, naming each missing build, with nothing
+/// installed and /etc's cfrfix files unchanged byte for byte (or still absent). Asserts that,
+/// prints SKIPPED for the rest of the test (which needs every ABI's build), and returns true;
+/// returns false, having done nothing, where every ABI has its build.
+fn refused_for_a_missing_build(etc: &PrivateEtc, prefix: &Path) -> bool {
+    let missing = abis_without_a_build();
+    if missing.is_empty() {
+        return false;
+    }
+    let watched = [
+        "ld.so.preload",
+        "ld.so.preload.cfrfix-backup",
+        "ld.so.preload.cfrfix-added",
+        "cfrfix.conf",
+    ];
+    let read_all = || watched.map(|name| fs::read(etc.file(name)).ok());
+    let before = read_all();
+    let install = run_install_system_wide(etc, prefix);
+    assert_eq!(install.status.code(), Some(1), "{}", describe(&install));
+    let stderr = text(&install.stderr);
+    for abi in &missing {
+        assert!(
+            stderr.contains(&format!("install.sh: {}\n", abi.refusal)),
+            "'{}' missing: {}",
+            abi.refusal,
+            describe(&install)
+        );
+    }
+    assert!(
+        stderr.contains("--system-wide would make each of their processes print an ld.so error; nothing was installed"),
+        "{}",
+        describe(&install)
+    );
+    for (name, (was, is)) in watched.iter().zip(before.iter().zip(read_all().iter())) {
+        assert!(was == is, "/etc/{name} changed by a refused install");
+    }
+    assert!(
+        !prefix.exists(),
+        "install.sh changed something before failing"
+    );
+    let why: Vec<&str> = missing.iter().map(|abi| abi.why.as_str()).collect();
+    let builds: Vec<&str> = missing
+        .iter()
+        .filter_map(|abi| abi.triple.as_deref())
+        .collect();
+    let mut reason = format!(
+        "{}: install.sh --system-wide refuses, as it must (checked)",
+        why.join("; ")
+    );
+    if !builds.is_empty() {
+        reason.push_str(&format!(
+            " (build it with CFRFIX_TOOLCHAIN=debian scripts/build-targets {})",
+            builds.join(" ")
+        ));
+    }
+    skip(&reason);
+    true
 }
 
 /// `bash scripts/uninstall.sh --prefix PREFIX` inside the namespace; must succeed.
@@ -139,6 +266,9 @@ fn system_wide_install_works_and_uninstall_restores_ld_so_preload() {
         describe(&before)
     );
 
+    if refused_for_a_missing_build(&etc, &prefix) {
+        return;
+    }
     install_system_wide(&etc, &prefix);
     let listed = fs::read_to_string(&preload).expect("ld.so.preload");
     assert_eq!(
@@ -226,6 +356,9 @@ fn system_wide_without_a_previous_file_removes_it_again() {
     let scratch = ScratchDir::rootfs("deploy-system-wide-none-prefix");
     let prefix = scratch.path().join("prefix");
 
+    if refused_for_a_missing_build(&etc, &prefix) {
+        return;
+    }
     install_system_wide(&etc, &prefix);
     assert_eq!(
         fs::read_to_string(&preload).expect("ld.so.preload created"),
@@ -246,6 +379,9 @@ fn system_wide_uninstall_keeps_later_edits() {
     let _ = fs::remove_file(&preload);
     let scratch = ScratchDir::rootfs("deploy-system-wide-edit-prefix");
     let prefix = scratch.path().join("prefix");
+    if refused_for_a_missing_build(&etc, &prefix) {
+        return;
+    }
     install_system_wide(&etc, &prefix);
 
     let mut edited = fs::read_to_string(&preload).expect("ld.so.preload");
