@@ -245,8 +245,10 @@ impl Line {
     }
 
     fn push_errno(&mut self, e: Errno) {
-        match sys::errno_name(e) {
-            Some(name) => self.push(name.as_bytes()),
+        // The names `errnos` accepts: one table for the settings and the log.
+        let name = config::parse::ERRNO_NAMES.iter().find(|&&(_, n)| n == e.0);
+        match name {
+            Some((name, _)) => self.push(name.as_bytes()),
             None => {
                 self.push(b"errno ");
                 self.push_i64(e.0.into());

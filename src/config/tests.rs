@@ -66,11 +66,6 @@ fn default_set() {
 }
 
 #[test]
-fn the_errno_names_are_the_ones_the_log_prints() {
-    assert_eq!(ERRNO_NAMES, crate::sys::ERRNO_NAMES);
-}
-
-#[test]
 fn errno_list_parsing() {
     let mut events = Recorder::default();
     let origin = Origin::ConfigLine(1);

@@ -62,15 +62,12 @@ mod memory;
 mod process;
 
 pub use arch::{O_LARGEFILE_KERNEL, opened_largefile};
-pub use errno::{Errno, SysResult, errno_name, result_of};
+pub use errno::{Errno, SysResult, result_of};
 // Only the exported entry points use these (`entry` is not built for unit tests).
 #[cfg_attr(test, allow(unused_imports))]
 pub(crate) use arch::raw_syscall6;
 #[cfg_attr(test, allow(unused_imports))]
 pub use errno::set_errno;
-// Outside `errno_name`, only the configuration's tests read the table (theirs must match it).
-#[cfg(test)]
-pub use errno::ERRNO_NAMES;
 pub use fd::{O_PATH, ProcFdPath, close, fcntl_getfl, open, pipe, pipe_capacity, readlink};
 pub use inode::{
     FIEMAP_BATCH, FIEMAP_EXTENT_LAST, FiemapExtent, FileStat, fiemap, fs_magic, fstat, is_immutable,
