@@ -515,3 +515,86 @@ fn system_wide_mode_test_loads_every_abi() {
         format!("{other}\n")
     );
 }
+
+/// System-wide mode enabled while this machine ran 64-bit programs only, then an i386 loader
+/// arrived (Steam's libc6:i386): `cfrfix-system-wide status` runs `enable`'s per-ABI check and
+/// exits 1 naming the ABI, its missing library and what to get; once disabled, 0.
+#[test]
+fn system_wide_status_names_an_abi_that_lacks_its_library() {
+    let test = "system_wide_status_names_an_abi_that_lacks_its_library";
+    if !targets::can_run_i386(test) {
+        return;
+    }
+    let Some(etc) = private_etc("abi-chain-status") else {
+        return;
+    };
+    let scratch = ScratchDir::rootfs("abi-chain-status");
+    let release = build_without_i686(scratch.path());
+    let libraries = scratch.path().join("libraries");
+    let x86_64_lib = abi_lib(&release, "x86_64");
+    place_library(&libraries, &x86_64_lib, &release.join("libcfrfix.so"));
+    let entry = format!("{}/$LIB/libcfrfix.so", libraries.display());
+    let i386_library = format!(
+        "{}/{}/libcfrfix.so",
+        libraries.display(),
+        abi_lib(&release, "i386")
+    );
+    // What `enable` left before the i386 loader came (its check passed then).
+    fs::write(etc.file("ld.so.preload"), format!("{entry}\n")).expect("write");
+    fs::write(etc.file("ld.so.preload.cfrfix-added"), format!("{entry}\n")).expect("write");
+    let status = || {
+        let mut command = etc.command(script("cfrfix-system-wide"), &["status"]);
+        finish(command.env("CFRFIX_ARTEFACT_DIR", &release))
+    };
+
+    let output = status();
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stdout = text(&output.stdout);
+    for line in [
+        format!(
+            "cfrfix-system-wide: enabled: {entry} (added to /etc/ld.so.preload by cfrfix-system-wide)"
+        ),
+        format!(
+            "cfrfix-system-wide: problem: i386 programs do not get cfrfix: {i386_library} is \
+             missing; build it (scripts/build-targets {I686}) and install it (scripts/install.sh)"
+        ),
+        format!(
+            "cfrfix-system-wide: each process of such an ABI prints \"ERROR: ld.so: object \
+             '{entry}' from /etc/ld.so.preload cannot be preloaded\" and runs without cfrfix"
+        ),
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "{line}\n{}",
+            describe(&output)
+        );
+    }
+    assert!(
+        !stdout.contains("x86_64 programs do not"),
+        "{}",
+        describe(&output)
+    );
+
+    // A library of the wrong ABI at the i386 path is a problem too, named by what it is.
+    place_library(
+        &libraries,
+        &abi_lib(&release, "i386"),
+        &release.join("libcfrfix.so"),
+    );
+    let output = status();
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        text(&output.stdout).contains(&format!(
+            "i386 programs do not get cfrfix: {i386_library} is ELF 64-bit x86-64; "
+        )),
+        "{}",
+        describe(&output)
+    );
+
+    let mut command = etc.command(script("cfrfix-system-wide"), &["disable"]);
+    let disabled = finish(command.env("CFRFIX_ARTEFACT_DIR", &release));
+    assert!(disabled.status.success(), "{}", describe(&disabled));
+    let output = status();
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(text(&output.stdout), "cfrfix-system-wide: not enabled\n");
+}

@@ -98,11 +98,22 @@ fn debian_packages_for_every_architecture() {
             assert_eq!(field(package, "Architecture"), arch.debian, "{what}");
             assert_eq!(field(package, "Multi-Arch"), multi_arch, "{what}");
             assert_eq!(field(package, "Depends"), depends, "{what}");
-            // Only a pre-removal script, the one in the tree: nothing is enabled on install.
+            // The tree's scripts: a pre-removal script (nothing is enabled on install), and for
+            // the library the file trigger with the post-installation script that handles it.
+            let control: &[(&str, &str)] = if name == "libcfrfix" {
+                &[
+                    ("prerm", "debian/libcfrfix/prerm"),
+                    ("postinst", "debian/libcfrfix/postinst"),
+                    ("triggers", "debian/libcfrfix/triggers"),
+                ]
+            } else {
+                &[("prerm", "debian/prerm")]
+            };
             let scripts = query(Command::new("dpkg-deb").arg("--info").arg(package));
             for script in ["preinst", "postinst", "postrm", "triggers"] {
-                assert!(
-                    !scripts.contains(&format!(" {script} ")),
+                assert_eq!(
+                    scripts.contains(&format!(" {script} ")),
+                    control.iter().any(|(file, _)| *file == script),
                     "{what}: {script}"
                 );
             }
@@ -113,11 +124,13 @@ fn debian_packages_for_every_architecture() {
                     .arg(package)
                     .arg(unpacked.path()),
             );
-            assert_eq!(
-                fs::read(unpacked.path().join("prerm")).expect("prerm"),
-                fs::read(repo().join("debian/prerm")).expect("debian/prerm"),
-                "{what}"
-            );
+            for (file, source) in control {
+                assert_eq!(
+                    fs::read(unpacked.path().join(file)).expect("control file"),
+                    fs::read(repo().join(source)).expect("source"),
+                    "{what}: {file}"
+                );
+            }
         }
         let library_path = format!("/usr/lib/{}/libcfrfix.so", arch.multiarch);
         assert_eq!(
@@ -197,7 +210,12 @@ fn rpm_packages_for_every_architecture() {
         "i686" => "x86-32",
         _ => "aarch-64",
     };
-    let prerm = fs::read_to_string(repo().join("debian/prerm")).expect("debian/prerm");
+    let script = |path: &str| fs::read_to_string(repo().join(path)).expect("script");
+    let (command_preun, libs_preun, libs_postun) = (
+        script("debian/prerm"),
+        script("debian/libcfrfix/prerm"),
+        script("debian/libcfrfix/rpm-postun"),
+    );
     for arch in &ARCHES {
         let (library, command) = (rpm("cfrfix-libs", arch), rpm("cfrfix", arch));
         let what = format!("{} rpms", arch.rpm);
@@ -254,11 +272,24 @@ fn rpm_packages_for_every_architecture() {
                 assert!(parts <= vec![2, 17], "{what}: needs GLIBC_{version}");
             }
             let scripts = rpm_query(package, &["--scripts"]);
-            assert!(scripts.contains(prerm.trim()), "{what}: {scripts}");
             assert!(
                 !scripts.contains("postinstall") && !scripts.contains("preinstall"),
                 "{what}: nothing runs on install: {scripts}"
             );
         }
+        // %preun of each package and %postun of the library, the tree's scripts.
+        let scripts = rpm_query(&command, &["--scripts"]);
+        assert!(
+            scripts.contains(command_preun.trim()) && !scripts.contains("postuninstall"),
+            "{what}: {scripts}"
+        );
+        let scripts = rpm_query(&library, &["--scripts"]);
+        let (preun, postun) = scripts
+            .split_once("postuninstall scriptlet")
+            .unwrap_or_else(|| panic!("{what}: no %postun: {scripts}"));
+        assert!(
+            preun.contains(libs_preun.trim()) && postun.contains(libs_postun.trim()),
+            "{what}: {scripts}"
+        );
     }
 }

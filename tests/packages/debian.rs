@@ -9,23 +9,31 @@ use crate::root::DebianRoot;
 use crate::{RELEASE, VERSION, arch, built, deb, ok};
 
 /// Where the test programs and their files live inside the root.
-const TEST_DIR: &str = "/opt/cfrfix-test";
-const PACKAGES: &str = "cfrfix libcfrfix:amd64 libcfrfix:i386";
+pub const TEST_DIR: &str = "/opt/cfrfix-test";
+pub const PACKAGES: &str = "cfrfix libcfrfix:amd64 libcfrfix:i386";
 
 /// A root with the amd64 command and library and the i386 library installed with apt, and the
 /// chain programs (tests/c/abi_chain.c, 64-bit and 32-bit) in TEST_DIR; None after SKIPPED.
-fn installed_root(test: &str) -> Option<DebianRoot> {
+pub fn installed_root(test: &str) -> Option<DebianRoot> {
     let (amd64, i386) = (arch("amd64"), arch("i386"));
-    let debs = [
-        deb("cfrfix", &amd64),
-        deb("libcfrfix", &amd64),
-        deb("libcfrfix", &i386),
-    ];
-    built(test, &debs)?;
+    installed_root_with(
+        test,
+        &[
+            deb("cfrfix", &amd64),
+            deb("libcfrfix", &amd64),
+            deb("libcfrfix", &i386),
+        ],
+    )
+}
+
+/// A root with `debs` installed with apt (all of them in /tmp/debs inside it), and the chain
+/// programs in TEST_DIR; None after SKIPPED.
+pub fn installed_root_with(test: &str, debs: &[PathBuf]) -> Option<DebianRoot> {
+    built(test, debs)?;
     let programs = chain_programs(test)?;
     let root = DebianRoot::new(test)?;
     let mut arguments = Vec::new();
-    for package in &debs {
+    for package in debs {
         let name = package.file_name().expect("name").to_str().expect("utf-8");
         root.put(
             &format!("/tmp/debs/{name}"),
@@ -56,12 +64,21 @@ fn installed_root(test: &str) -> Option<DebianRoot> {
         arguments.join(" ")
     ));
     ok(&install, "apt-get install");
-    let status = root.run(&format!(
-        "dpkg-query -W -f '${{Package}}:${{Architecture}} ${{Version}} ${{db:Status-Abbrev}}\\n' {PACKAGES}"
-    ));
+    let status = root.run(
+        "dpkg-query -W -f '${Package}:${Architecture} ${Version} ${db:Status-Abbrev}\\n' 'cfrfix*' 'libcfrfix*'",
+    );
     ok(&status, "dpkg-query");
     let version = format!("{VERSION}-{RELEASE}");
-    for package in ["cfrfix:amd64", "libcfrfix:amd64", "libcfrfix:i386"] {
+    for package in debs.iter().map(|deb| {
+        let name = deb.file_name().expect("name").to_str().expect("utf-8");
+        let (package, rest) = name.split_once('_').expect("package_version_arch.deb");
+        let arch = rest
+            .rsplit_once('_')
+            .expect("arch")
+            .1
+            .trim_end_matches(".deb");
+        format!("{package}:{arch}")
+    }) {
         assert!(
             text(&status.stdout).contains(&format!("{package} {version} ii ")),
             "{package}: {}",
@@ -119,7 +136,7 @@ fn chain_programs(test: &str) -> Option<(PathBuf, PathBuf)> {
 /// before the first program (`cfrfix`, or `env -u LD_PRELOAD` under system-wide mode), and
 /// checks that both links were fixed by their own architecture's packaged library, with no
 /// ld.so line. Without system-wide mode, the refusal must first show without cfrfix.
-fn assert_chain_fixed(root: &DebianRoot, prefix: &str, system_wide: bool) {
+pub fn assert_chain_fixed(root: &DebianRoot, prefix: &str, system_wide: bool) {
     let t = TEST_DIR;
     let chain = format!("{t}/chain64 {t}/source {t}/copy64 {t}/chain32 {t}/source {t}/copy32");
     let source = root.read(&format!("{t}/source")).expect("source");

@@ -9,8 +9,11 @@
 //!   `cfrfix --check` runs, a 64-bit and a 32-bit program get the fix, nothing is left after
 //!   removal, and a purge after `cfrfix-system-wide enable` restores /etc/ld.so.preload byte
 //!   for byte;
+//! - `debian_system_wide`: system-wide mode across an upgrade of both architectures (kept byte
+//!   for byte), an i386 loader arriving after enable (a warning in apt's output, `status`
+//!   fails) and the removal of one architecture's library (off for every ABI, said so);
 //! - `rpm`: the .rpms installed with `rpm --root` into such a root, x86_64 and i686 side by
-//!   side, and erased again.
+//!   side, and erased again; erasing the i686 library under system-wide mode turns it off.
 //!
 //! A test whose packages were not built prints SKIPPED (run scripts/build-packages); packages
 //! older than the files they are made of fail (they would test what is no longer there).
@@ -21,6 +24,7 @@ mod common;
 
 mod contents;
 mod debian;
+mod debian_system_wide;
 mod root;
 mod rpm;
 
@@ -109,6 +113,10 @@ const SOURCES: &[&str] = &[
     "scripts/cfrfix",
     "scripts/cfrfix-system-wide",
     "debian/prerm",
+    "debian/libcfrfix/prerm",
+    "debian/libcfrfix/postinst",
+    "debian/libcfrfix/triggers",
+    "debian/libcfrfix/rpm-postun",
     "docs/deployment.md",
     "docs/cfrfix.1",
     "README.md",
