@@ -16,7 +16,10 @@
 //!   program is served where `$LIB` leads to an i686 build and refused where it does not (the
 //!   user's own entries count too, in order);
 //! - would get a library that exists but does not load (truncated, damaged, unreadable): it is
-//!   test-loaded into a program of that ABI first (`abis::Present::loads`).
+//!   test-loaded into a program of that ABI first (`abis::Present::loads`);
+//! - names its own loader (PT_INTERP: Nix, Guix, a side-installed glibc) and that loader finds
+//!   no library of its ABI where it expands `$LIB`, or does not say what its `$LIB` is: the
+//!   entry is judged, and test-loaded, as that loader reads it.
 //!
 //! The LD_PRELOAD: the cfrfix entry first, then the environment's entries in their order, less
 //! those that name the same file as the cfrfix entry does for some ABI (one library loaded
@@ -38,6 +41,8 @@ const HEAD_BYTES: usize = 256;
 
 const PT_INTERP: u32 = 3;
 const PT_NOTE: u32 = 4;
+/// The longest PT_INTERP path read (PATH_MAX).
+const PATH_BYTES_MAX: u64 = 4096;
 /// The largest note segment read when looking for the Go toolchain's notes.
 const NOTE_BYTES_MAX: u64 = 64 * 1024;
 
@@ -70,6 +75,8 @@ struct Elf {
     machine: u16,
     /// Has a PT_INTERP: started by the dynamic loader, which does the preloading.
     dynamic: bool,
+    /// That loader (PT_INTERP's path), if it could be read.
+    interpreter: Option<PathBuf>,
     /// Built by the Go toolchain (a `Go` note): raw system calls, whatever the linking.
     go: bool,
 }
@@ -161,6 +168,36 @@ fn judge(named: &Path, entries: &[String], enosys: bool) -> Verdict {
     let Some(abi) = abis::of_kind(elf.class, elf.machine) else {
         return Ok(());
     };
+    // The program's own loader, if it names another than its ABI's: `$LIB` is that loader's.
+    let own;
+    let abi = match elf.interpreter.as_deref().map(|i| (i, i.exists())) {
+        // exec fails by itself (ENOENT), the shell's way.
+        Some((_, false)) => return Ok(()),
+        Some((interpreter, true)) => match abi.started_by(interpreter) {
+            Ok(None) => abi,
+            Ok(Some(other)) => {
+                own = other;
+                &own
+            }
+            Err(why) => {
+                let why = format!(
+                    "{} is started by its own loader {}, not {}'s {}, which {why}: cannot tell \
+                     whether it finds the library at {}",
+                    program.subject(),
+                    interpreter.display(),
+                    abi.abi.name,
+                    abi.abi.loader(),
+                    entries.first().map_or("", String::as_str)
+                );
+                if enosys {
+                    eprintln!("cfrfix: warning: {why}; it gets ENOSYS and copies by itself");
+                    return Ok(());
+                }
+                return Err(why);
+            }
+        },
+        None => abi,
+    };
     if !enosys {
         if let Some(how) = secure_execution(&program.runs) {
             return reached_system_wide(&program, abi, &how);
@@ -186,8 +223,8 @@ fn judge(named: &Path, entries: &[String], enosys: bool) -> Verdict {
         // A file that is there but is no library at all is damaged, not another ABI's build.
         if Path::new(&expanded).exists() && !what.starts_with("ELF ") {
             return Err(format!(
-                "the library {expanded} does not load into {} programs ({what})",
-                abi.abi.name
+                "the library {expanded} does not load into {} ({what})",
+                abi.programs()
             ));
         }
         let shown = if expanded == ours {
@@ -195,6 +232,18 @@ fn judge(named: &Path, entries: &[String], enosys: bool) -> Verdict {
         } else {
             format!("{ours} is {expanded}: {what}")
         };
+        if let Some(loader) = &abi.own_loader {
+            return Err(format!(
+                "{} is started by its own loader {}, whose $LIB is {}: it finds no cfrfix \
+                 library for {} ({shown}); put cfrfix's {} library at {expanded}, or name one \
+                 in LD_PRELOAD",
+                program.subject(),
+                loader.path.display(),
+                abi.lib,
+                abi.abi.name,
+                abi.abi.name
+            ));
+        }
         return Err(format!(
             "{} is an {} program and no cfrfix library for {} is preloaded ({shown}); {}",
             program.subject(),
@@ -205,8 +254,8 @@ fn judge(named: &Path, entries: &[String], enosys: bool) -> Verdict {
     };
     abi.loads(&abi.expand(library)).map_err(|why| {
         format!(
-            "the library {library} does not load into {} programs ({why})",
-            abi.abi.name
+            "the library {library} does not load into {} ({why})",
+            abi.programs()
         )
     })
 }
@@ -398,6 +447,7 @@ fn inspect(path: &Path, head: &[u8]) -> Result<Option<Elf>, String> {
         class: head.get(4).copied().unwrap_or(0),
         machine,
         dynamic: false,
+        interpreter: None,
         go: false,
     };
     for index in 0..u64::from(phnum) {
@@ -414,7 +464,16 @@ fn inspect(path: &Path, head: &[u8]) -> Result<Option<Elf>, String> {
             )
         };
         match reader.u32(&ph, 0) {
-            PT_INTERP => elf.dynamic = true,
+            PT_INTERP => {
+                elf.dynamic = true;
+                elf.interpreter = reader
+                    .bytes(offset, size.min(PATH_BYTES_MAX) as usize)
+                    .map(|path| {
+                        let end = path.iter().position(|&c| c == 0).unwrap_or(path.len());
+                        PathBuf::from(std::ffi::OsStr::from_bytes(&path[..end]))
+                    })
+                    .filter(|path| !path.as_os_str().is_empty());
+            }
             PT_NOTE if size <= NOTE_BYTES_MAX => {
                 let notes = reader.bytes(offset, size as usize).unwrap_or_default();
                 elf.go |= reader.has_go_note(&notes);
