@@ -2,9 +2,12 @@
 //! program the kernel will really run (through `#!` lines) is judged before it starts. Static
 //! and setuid programs, a 32-bit program whose `$LIB` leads to no i686 build and a library that
 //! exists but does not load are refused with exit 125 and one line saying why; `--enosys` runs
-//! static programs; the user's own LD_PRELOAD entries are kept.
+//! static programs; the user's own LD_PRELOAD entries are kept. A program with its own loader
+//! (PT_INTERP): `own_loader`.
 
 mod common;
+#[path = "command_program/own_loader.rs"]
+mod own_loader;
 
 use common::command::{
     artefact_dir, cfrfix, other_preload_library, run, script, without_abi_warnings,

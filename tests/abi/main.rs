@@ -11,6 +11,8 @@
 //!   Debian's i386 `cp`), and `syscall()` forwarding other calls;
 //! - `chain`: one install for every ABI: a 64-bit → 32-bit → 64-bit process chain under the
 //!   `cfrfix` command and under system-wide mode, and what happens without a 32-bit build;
+//! - `package_tools`: scripts/build-package-tools builds another target with build-targets'
+//!   environment, from rustup and from Debian's rustc-web (stubs for cargo and rustup);
 //! - `aarch64`: the same cases under qemu-aarch64, in mode `always` and under injection
 //!   through the emulator's own system calls, and a natural EXDEV.
 
@@ -23,4 +25,5 @@ mod aarch64;
 mod chain;
 mod i686;
 mod i686_programs;
+mod package_tools;
 mod targets;

@@ -9,6 +9,10 @@
 //! start, so nothing is missing for them. `$LIB` and `$PLATFORM` are the loader's own
 //! (`ld.so --list-diagnostics`: `dl_dst_lib`, `dl_platform`, glibc 2.33 and later); an older
 //! loader gets the directory that holds its C library, which is how glibc's build sets `$LIB`.
+//!
+//! A program may name another loader than its ABI's (PT_INTERP: Nix and Guix programs, a
+//! side-installed glibc): that loader expands `$LIB` its own way, so `Present::started_by` gives
+//! the ABI as that loader sees it.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -139,6 +143,29 @@ pub struct Present {
     pub lib: String,
     pub platform: String,
     pub libc: Option<PathBuf>,
+    /// The loader that starts the programs judged, when it is not the ABI's standard one.
+    pub own_loader: Option<OwnLoader>,
+}
+
+/// A program's own loader (its PT_INTERP, not the ABI's standard loader).
+pub struct OwnLoader {
+    pub path: PathBuf,
+    /// The directory of the C library beside it (glibc's own layout; Nix, a side-installed
+    /// glibc), where it finds its libc.so.6 when a program of its own names it by RPATH; None:
+    /// it looks in its system directories.
+    libc_dir: Option<PathBuf>,
+}
+
+impl OwnLoader {
+    /// A command that runs `program` with this loader (`LOADER [--library-path DIR] PROGRAM`).
+    pub fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new(&self.path);
+        if let Some(dir) = &self.libc_dir {
+            command.arg("--library-path").arg(dir);
+        }
+        command.arg(program);
+        command
+    }
 }
 
 /// Whether a file at `path` is a library of this ABI: Ok, or what it is instead.
@@ -151,6 +178,56 @@ impl Present {
     /// The ABI this tool was built for (its test program, `cfrfix-check-copy`, is of it).
     pub fn native(&self) -> bool {
         self.abi.name == NATIVE
+    }
+
+    /// `ABI programs`, and by which loader when it is a program's own.
+    pub fn programs(&self) -> String {
+        match &self.own_loader {
+            Some(loader) => format!(
+                "{} programs started by {}",
+                self.abi.name,
+                loader.path.display()
+            ),
+            None => format!("{} programs", self.abi.name),
+        }
+    }
+
+    /// This ABI as `interpreter` (a program's PT_INTERP, an existing file) sees it: None when it
+    /// is the ABI's standard loader (the same file), else its own `$LIB` and `$PLATFORM`, from
+    /// `--list-diagnostics`. Err says why they cannot be learnt.
+    pub fn started_by(&self, interpreter: &Path) -> Result<Option<Present>, String> {
+        let own = std::fs::canonicalize(interpreter).map_err(|e| crate::system::error_text(&e))?;
+        if std::fs::canonicalize(self.abi.loader).is_ok_and(|standard| standard == own) {
+            return Ok(None);
+        }
+        let (lib, platform) = match loader_diagnostics(interpreter) {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                return Err(
+                    "does not tell where its $LIB points (`--list-diagnostics`, \
+                            glibc 2.33 and later)"
+                        .to_string(),
+                );
+            }
+            Err(()) => return Err("cannot be run here".to_string()),
+        };
+        let libc = own
+            .parent()
+            .map(|dir| dir.join("libc.so.6"))
+            .filter(|libc| self.abi.of_this_abi(libc));
+        Ok(Some(Present {
+            abi: self.abi,
+            lib,
+            platform,
+            own_loader: Some(OwnLoader {
+                path: interpreter.to_path_buf(),
+                libc_dir: libc
+                    .as_deref()
+                    .and_then(Path::parent)
+                    .map(Path::to_path_buf),
+            }),
+            libc,
+        }))
     }
 
     /// `entry` as this ABI's loader reads it (`$LIB`, `${LIB}`, `$PLATFORM`, `${PLATFORM}`).
@@ -176,15 +253,21 @@ impl Present {
     /// Err says why it does not load (a truncated file has a valid header). This tool's own
     /// ABI runs `cfrfix-check-copy`, which shows its memory map; another ABI runs its C library
     /// (it prints its version), which its loader tells about a preload it skips, and which a
-    /// truncated one kills. Without that C library there is nothing to run: Ok.
+    /// truncated one kills. Without that C library there is nothing to run: Ok. A program's own
+    /// loader starts the program it runs.
     pub fn loads(&self, path: &str) -> Result<(), String> {
+        let own_loader = self.own_loader.as_ref();
         if self.native() {
-            return crate::copy::library_loads(path).map(drop);
+            return crate::copy::library_loads(path, own_loader).map(drop);
         }
         let Some(libc) = &self.libc else {
             return Ok(());
         };
-        let output = Command::new(libc)
+        let mut command = match own_loader {
+            Some(loader) => loader.command(libc),
+            None => Command::new(libc),
+        };
+        let output = command
             .env("LD_PRELOAD", path)
             .stdin(Stdio::null())
             .output()
@@ -216,6 +299,11 @@ pub fn of_kind(class: u8, machine: u16) -> Option<&'static Present> {
 }
 
 impl Abi {
+    /// The standard loader of this ABI's programs.
+    pub fn loader(&self) -> &'static str {
+        self.loader
+    }
+
     fn of_this_abi(&self, path: &Path) -> bool {
         elf_kind(path) == Ok((self.class, self.machine))
     }
@@ -225,7 +313,7 @@ impl Abi {
         if !self.of_this_abi(Path::new(self.loader)) {
             return None;
         }
-        let (lib, platform) = match loader_diagnostics(self.loader) {
+        let (lib, platform) = match loader_diagnostics(Path::new(self.loader)) {
             Err(()) => return None,
             Ok(Some(found)) => found,
             Ok(None) => (self.lib_by_libc().to_string(), self.platform.to_string()),
@@ -239,6 +327,7 @@ impl Abi {
             lib,
             platform,
             libc,
+            own_loader: None,
         })
     }
 
@@ -259,7 +348,7 @@ impl Abi {
 /// `$LIB` and `$PLATFORM` from `LOADER --list-diagnostics`: Ok(Some) from glibc 2.33 on,
 /// Ok(None) from an older loader (it ran but does not know the option), Err when this kernel
 /// cannot run it.
-fn loader_diagnostics(loader: &str) -> Result<Option<(String, String)>, ()> {
+fn loader_diagnostics(loader: &Path) -> Result<Option<(String, String)>, ()> {
     let output = Command::new(loader)
         .arg("--list-diagnostics")
         .env_remove("LD_PRELOAD")
@@ -363,6 +452,7 @@ mod tests {
             lib: "lib32".into(),
             platform: "i686".into(),
             libc: None,
+            own_loader: None,
         };
         assert_eq!(
             present.expand("/usr/$LIB/a/${LIB}/$PLATFORM/${PLATFORM}.so"),

@@ -8,6 +8,7 @@
 //! `O_TMPFILE`, a named file is created and unlinked at once, after a check that the directory
 //! is not append-only (`CFRFIX_CHECK_NO_TMPFILE`, test-only, takes that path everywhere).
 
+use crate::abis::OwnLoader;
 use std::ffi::c_int;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -237,7 +238,7 @@ impl TestFiles {
     /// library's log on its stderr.
     pub fn copy_through(mut self, probe: &Path, preload: &str) -> Result<Through, String> {
         let fds = (self.source.as_raw_fd(), self.destination.as_raw_fd());
-        let run = run_probe(probe, preload, Some(fds))?;
+        let run = run_probe(probe, preload, Some(fds), None)?;
         let words: Vec<&str> = run.result.split_whitespace().collect();
         let number = |s: &str| s.parse::<usize>().ok();
         let outcome = match words.as_slice() {
@@ -279,10 +280,11 @@ pub fn check_copy_program() -> Result<PathBuf, String> {
 /// `cfrfix-check-copy`, run with it preloaded and without descriptors 3 and 4 (so that it copies
 /// nothing), shows its memory map. Ok: the file mapped; Err: why not (ld.so's complaint, the
 /// signal that killed it, ...). A file that exists is not enough: a truncated library is
-/// skipped by ld.so, or kills the program with SIGBUS.
-pub fn library_loads(entry: &str) -> Result<String, String> {
+/// skipped by ld.so, or kills the program with SIGBUS. With `loader`, the program is started by
+/// that loader (a program's own), which expands and loads preloads its own way.
+pub fn library_loads(entry: &str, loader: Option<&OwnLoader>) -> Result<String, String> {
     let probe = check_copy_program()?;
-    let run = run_probe(&probe, entry, None)?;
+    let run = run_probe(&probe, entry, None, loader)?;
     match run.loaded {
         Some(path) if run.status.success() => Ok(path),
         _ => Err(run.failure()),
@@ -329,9 +331,18 @@ impl ProbeRun {
 }
 
 /// Runs `probe` with `preload` as its LD_PRELOAD, the library's log on its stderr, and `fds`
-/// (source, destination) as its descriptors 3 and 4, or neither.
-fn run_probe(probe: &Path, preload: &str, fds: Option<(c_int, c_int)>) -> Result<ProbeRun, String> {
-    let mut command = Command::new(probe);
+/// (source, destination) as its descriptors 3 and 4, or neither; started by `loader` (a
+/// program's own, with its C library's directory) rather than the standard one, if given.
+fn run_probe(
+    probe: &Path,
+    preload: &str,
+    fds: Option<(c_int, c_int)>,
+    loader: Option<&OwnLoader>,
+) -> Result<ProbeRun, String> {
+    let mut command = match loader {
+        Some(loader) => loader.command(probe),
+        None => Command::new(probe),
+    };
     command
         .env("LD_PRELOAD", preload)
         .env("CFRFIX_LOG", "stderr")

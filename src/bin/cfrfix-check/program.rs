@@ -16,7 +16,10 @@
 //!   program is served where `$LIB` leads to an i686 build and refused where it does not (the
 //!   user's own entries count too, in order);
 //! - would get a library that exists but does not load (truncated, damaged, unreadable): it is
-//!   test-loaded into a program of that ABI first (`abis::Present::loads`).
+//!   test-loaded into a program of that ABI first (`abis::Present::loads`);
+//! - names its own loader (PT_INTERP: Nix, Guix, a side-installed glibc) and that loader finds
+//!   no library of its ABI where it expands `$LIB`, or does not say what its `$LIB` is: the
+//!   entry is judged, and test-loaded, as that loader reads it.
 //!
 //! The LD_PRELOAD: the cfrfix entry first, then the environment's entries in their order, less
 //! those that name the same file as the cfrfix entry does for some ABI (one library loaded
@@ -24,22 +27,20 @@
 
 use crate::abis::{self, Present, Serves};
 use crate::preload::{self, is_cfrfix};
+use elf::inspect;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+mod elf;
 
 /// The kernel follows at most this many `#!` interpreters (BINPRM_MAX_RECURSION).
 const MAX_INTERPRETERS: usize = 4;
 /// The kernel reads this much of a file to find its `#!` line (BINPRM_BUF_SIZE).
 const HEAD_BYTES: usize = 256;
-
-const PT_INTERP: u32 = 3;
-const PT_NOTE: u32 = 4;
-/// The largest note segment read when looking for the Go toolchain's notes.
-const NOTE_BYTES_MAX: u64 = 64 * 1024;
 
 /// What PROGRAM turned out to be.
 struct Program {
@@ -62,16 +63,6 @@ impl Program {
             )
         }
     }
-}
-
-/// An ELF program's ABI and how it makes its system calls.
-struct Elf {
-    class: u8,
-    machine: u16,
-    /// Has a PT_INTERP: started by the dynamic loader, which does the preloading.
-    dynamic: bool,
-    /// Built by the Go toolchain (a `Go` note): raw system calls, whatever the linking.
-    go: bool,
 }
 
 /// The verdict for PROGRAM: Ok, or why the library would not be in effect in it.
@@ -161,6 +152,36 @@ fn judge(named: &Path, entries: &[String], enosys: bool) -> Verdict {
     let Some(abi) = abis::of_kind(elf.class, elf.machine) else {
         return Ok(());
     };
+    // The program's own loader, if it names another than its ABI's: `$LIB` is that loader's.
+    let own;
+    let abi = match elf.interpreter.as_deref().map(|i| (i, i.exists())) {
+        // exec fails by itself (ENOENT), the shell's way.
+        Some((_, false)) => return Ok(()),
+        Some((interpreter, true)) => match abi.started_by(interpreter) {
+            Ok(None) => abi,
+            Ok(Some(other)) => {
+                own = other;
+                &own
+            }
+            Err(why) => {
+                let why = format!(
+                    "{} is started by its own loader {}, not {}'s {}, which {why}: cannot tell \
+                     whether it finds the library at {}",
+                    program.subject(),
+                    interpreter.display(),
+                    abi.abi.name,
+                    abi.abi.loader(),
+                    entries.first().map_or("", String::as_str)
+                );
+                if enosys {
+                    eprintln!("cfrfix: warning: {why}; it gets ENOSYS and copies by itself");
+                    return Ok(());
+                }
+                return Err(why);
+            }
+        },
+        None => abi,
+    };
     if !enosys {
         if let Some(how) = secure_execution(&program.runs) {
             return reached_system_wide(&program, abi, &how);
@@ -186,8 +207,8 @@ fn judge(named: &Path, entries: &[String], enosys: bool) -> Verdict {
         // A file that is there but is no library at all is damaged, not another ABI's build.
         if Path::new(&expanded).exists() && !what.starts_with("ELF ") {
             return Err(format!(
-                "the library {expanded} does not load into {} programs ({what})",
-                abi.abi.name
+                "the library {expanded} does not load into {} ({what})",
+                abi.programs()
             ));
         }
         let shown = if expanded == ours {
@@ -195,6 +216,18 @@ fn judge(named: &Path, entries: &[String], enosys: bool) -> Verdict {
         } else {
             format!("{ours} is {expanded}: {what}")
         };
+        if let Some(loader) = &abi.own_loader {
+            return Err(format!(
+                "{} is started by its own loader {}, whose $LIB is {}: it finds no cfrfix \
+                 library for {} ({shown}); put cfrfix's {} library at {expanded}, or name one \
+                 in LD_PRELOAD",
+                program.subject(),
+                loader.path.display(),
+                abi.lib,
+                abi.abi.name,
+                abi.abi.name
+            ));
+        }
         return Err(format!(
             "{} is an {} program and no cfrfix library for {} is preloaded ({shown}); {}",
             program.subject(),
@@ -205,8 +238,8 @@ fn judge(named: &Path, entries: &[String], enosys: bool) -> Verdict {
     };
     abi.loads(&abi.expand(library)).map_err(|why| {
         format!(
-            "the library {library} does not load into {} programs ({why})",
-            abi.abi.name
+            "the library {library} does not load into {} ({why})",
+            abi.programs()
         )
     })
 }
@@ -365,121 +398,6 @@ fn is_binary(head: &[u8]) -> bool {
         .is_some_and(|line| line.contains(&0))
 }
 
-/// The ELF facts of `path` (whose first bytes are `head`); None if it is not ELF.
-fn inspect(path: &Path, head: &[u8]) -> Result<Option<Elf>, String> {
-    if !head.starts_with(b"\x7fELF") {
-        return Ok(None);
-    }
-    let unreadable = |what: &str| format!("{}: {what}", path.display());
-    let file = File::open(path).map_err(|e| unreadable(&crate::system::error_text(&e)))?;
-    let reader = ElfReader {
-        file,
-        class64: head.get(4) == Some(&2),
-        big_endian: head.get(5) == Some(&2),
-    };
-    let header = reader
-        .bytes(0, 64)
-        .ok_or_else(|| unreadable("a truncated ELF header"))?;
-    let machine = reader.u16(&header, 18);
-    let (phoff, phentsize, phnum) = if reader.class64 {
-        (
-            reader.u64(&header, 0x20),
-            reader.u16(&header, 0x36),
-            reader.u16(&header, 0x38),
-        )
-    } else {
-        (
-            u64::from(reader.u32(&header, 0x1c)),
-            reader.u16(&header, 0x2a),
-            reader.u16(&header, 0x2c),
-        )
-    };
-    let mut elf = Elf {
-        class: head.get(4).copied().unwrap_or(0),
-        machine,
-        dynamic: false,
-        go: false,
-    };
-    for index in 0..u64::from(phnum) {
-        let at = phoff.saturating_add(index * u64::from(phentsize));
-        let Some(ph) = reader.bytes(at, usize::from(phentsize)) else {
-            return Err(unreadable("a truncated program header table"));
-        };
-        let (offset, size) = if reader.class64 {
-            (reader.u64(&ph, 8), reader.u64(&ph, 32))
-        } else {
-            (
-                u64::from(reader.u32(&ph, 4)),
-                u64::from(reader.u32(&ph, 16)),
-            )
-        };
-        match reader.u32(&ph, 0) {
-            PT_INTERP => elf.dynamic = true,
-            PT_NOTE if size <= NOTE_BYTES_MAX => {
-                let notes = reader.bytes(offset, size as usize).unwrap_or_default();
-                elf.go |= reader.has_go_note(&notes);
-            }
-            _ => {}
-        }
-    }
-    Ok(Some(elf))
-}
-
-/// Reads an ELF file's fields in its own class and byte order.
-struct ElfReader {
-    file: File,
-    class64: bool,
-    big_endian: bool,
-}
-
-impl ElfReader {
-    fn bytes(&self, offset: u64, len: usize) -> Option<Vec<u8>> {
-        let mut buf = vec![0; len];
-        self.file.read_exact_at(&mut buf, offset).ok()?;
-        Some(buf)
-    }
-
-    fn field<const N: usize>(&self, bytes: &[u8], at: usize) -> [u8; N] {
-        let mut field = [0; N];
-        if let Some(src) = bytes.get(at..at + N) {
-            field.copy_from_slice(src);
-        }
-        if self.big_endian {
-            field.reverse();
-        }
-        field
-    }
-
-    fn u16(&self, bytes: &[u8], at: usize) -> u16 {
-        u16::from_le_bytes(self.field(bytes, at))
-    }
-
-    fn u32(&self, bytes: &[u8], at: usize) -> u32 {
-        u32::from_le_bytes(self.field(bytes, at))
-    }
-
-    fn u64(&self, bytes: &[u8], at: usize) -> u64 {
-        u64::from_le_bytes(self.field(bytes, at))
-    }
-
-    /// Whether a note segment holds a note of owner "Go" (the Go linker's build ID and
-    /// package notes).
-    fn has_go_note(&self, notes: &[u8]) -> bool {
-        let align4 = |n: usize| n.div_ceil(4) * 4;
-        let mut at = 0;
-        while at + 12 <= notes.len() {
-            let name_size = self.u32(notes, at) as usize;
-            let desc_size = self.u32(notes, at + 4) as usize;
-            let name = notes.get(at + 12..at + 12 + name_size).unwrap_or_default();
-            if name == b"Go\0" {
-                return true;
-            }
-            at += 12 + align4(name_size) + align4(desc_size);
-        }
-        false
-    }
-}
-
 /// How `path` would run in secure-execution mode (AT_SECURE), if it would: the kernel sets it
 /// when exec changes the effective user or group away from the real one, or grants file
 /// capabilities to a user other than root; a `nosuid` mount grants neither.
@@ -573,26 +491,6 @@ mod tests {
         let elf = inspect(&exe, &head).unwrap().unwrap();
         assert!(elf.dynamic && !elf.go);
         assert!(abis::of_kind(elf.class, elf.machine).is_some_and(Present::native));
-    }
-
-    #[test]
-    fn go_notes_are_found() {
-        let reader = ElfReader {
-            file: File::open(std::env::current_exe().unwrap()).unwrap(),
-            class64: true,
-            big_endian: false,
-        };
-        let mut notes = Vec::new();
-        for (name, desc) in [(&b"GNU\0"[..], &[1u8; 16][..]), (b"Go\0", &[2u8; 40])] {
-            notes.extend_from_slice(&(name.len() as u32).to_le_bytes());
-            notes.extend_from_slice(&(desc.len() as u32).to_le_bytes());
-            notes.extend_from_slice(&4u32.to_le_bytes());
-            notes.extend_from_slice(name);
-            notes.resize(notes.len().div_ceil(4) * 4, 0);
-            notes.extend_from_slice(desc);
-        }
-        assert!(reader.has_go_note(&notes));
-        assert!(!reader.has_go_note(&notes[..36]));
     }
 
     #[test]
