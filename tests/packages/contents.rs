@@ -287,6 +287,13 @@ fn rpm_packages_for_every_architecture() {
         let (preun, postun) = scripts
             .split_once("postuninstall scriptlet")
             .unwrap_or_else(|| panic!("{what}: no %postun: {scripts}"));
+        // The %postun names this architecture's library (scripts/build-packages fills it in).
+        let libdir = if arch.rpm == "i686" {
+            "/usr/lib"
+        } else {
+            "/usr/lib64"
+        };
+        let libs_postun = libs_postun.replace("@LIBRARY@", &format!("{libdir}/libcfrfix.so"));
         assert!(
             preun.contains(libs_preun.trim()) && postun.contains(libs_postun.trim()),
             "{what}: {scripts}"

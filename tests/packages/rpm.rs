@@ -193,3 +193,54 @@ fn rpm_erasing_the_i686_library_turns_system_wide_mode_off() {
     ok(&libc32, "i386 libc.so.6");
     assert_eq!(text(&libc32.stderr), "");
 }
+
+/// System-wide mode enabled on a 64-bit-only machine, then the i386 C library arrives (Steam)
+/// while the i686 library is not installed: the next upgrade or reinstall of cfrfix-libs.x86_64
+/// runs the old package's %postun, which judges only its own file (there again) and leaves
+/// system-wide mode on. The gap of the other ABI is `status`'s to report, not this package's
+/// to act on (an upgrade never turns system-wide mode off).
+#[test]
+fn rpm_reinstall_keeps_system_wide_mode_when_another_abi_arrived_later() {
+    let test = "rpm_reinstall_keeps_system_wide_mode_when_another_abi_arrived_later";
+    let Some(root) = rpm_root(test) else {
+        return;
+    };
+    let entry = "/usr/$LIB/libcfrfix.so";
+    ok(
+        &root.run_outside(&format!("{RPM_IN_ROOT} -e cfrfix-libs.i686 2>&1")),
+        "rpm -e cfrfix-libs.i686 (before any enable)",
+    );
+    ok(
+        &root.run(
+            "ln -s /usr/lib64/libcfrfix.so /usr/lib/x86_64-linux-gnu/libcfrfix.so && \
+             /usr/libexec/cfrfix/cfrfix-system-wide enable '/usr/$LIB/libcfrfix.so'",
+        ),
+        "cfrfix-system-wide enable (64-bit only)",
+    );
+    let enabled = format!("{entry}\n").into_bytes();
+    assert_eq!(root.read("/etc/ld.so.preload"), Some(enabled.clone()));
+    // Offline: libc6:i386 is in the root's apt cache (scripts/debian-root).
+    ok(
+        &root.run(
+            "apt-get install -y -q --no-install-recommends libc6:i386 &&
+             ln -s /usr/lib/libcfrfix.so /usr/lib/i386-linux-gnu/libcfrfix.so",
+        ),
+        "i386 C library, later, and Fedora's $LIB",
+    );
+    let status = root.run("/usr/libexec/cfrfix/cfrfix-system-wide status");
+    assert_eq!(status.status.code(), Some(1), "status names the gap");
+
+    let x86_64 = rpm("cfrfix-libs", &arch("amd64"));
+    let name = x86_64.file_name().expect("name").to_str().expect("utf-8");
+    let reinstall = root.run_outside(&format!(
+        "{RPM_IN_ROOT} -U --replacepkgs --nodeps \"$ROOT/tmp/rpms/{name}\" 2>&1"
+    ));
+    ok(&reinstall, "rpm -U --replacepkgs cfrfix-libs.x86_64");
+    assert!(
+        !text(&reinstall.stdout).contains("OFF"),
+        "{}",
+        text(&reinstall.stdout)
+    );
+    assert_eq!(root.read("/etc/ld.so.preload"), Some(enabled), "kept");
+    assert!(root.read("/etc/ld.so.preload.cfrfix-added").is_some());
+}
