@@ -7,9 +7,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Keeps the JVM from creating /tmp/hsperfdata_USER (tests leave nothing in /tmp).
+const NO_PERF_DATA: &str = "-XX:-UsePerfData";
+
 /// The Java major version from `java -version` ("openjdk version \"17.0.15\" ...").
 fn java_major_version(java: &Path) -> Option<u32> {
-    let out = Command::new(java).arg("-version").output().ok()?;
+    let out = Command::new(java)
+        .args([NO_PERF_DATA, "-version"])
+        .output()
+        .ok()?;
     let text = String::from_utf8_lossy(&out.stderr);
     let version = text.split('"').nth(1)?;
     let major = version.split(['.', '-', '+']).next()?;
@@ -73,19 +79,20 @@ fn java_files_copy() {
     let leading_args = match find_program("javac") {
         Some(javac) => {
             let status = Command::new(javac)
-                .args(["--release", "17", "-d"])
+                .args(["-J-XX:-UsePerfData", "--release", "17", "-d"])
                 .arg(scratch.path())
                 .arg(&source)
                 .status()
                 .expect("run javac");
             assert!(status.success(), "javac Copy.java failed");
             vec![
+                OsString::from(NO_PERF_DATA),
                 OsString::from("-cp"),
                 scratch.path().as_os_str().to_owned(),
                 OsString::from("Copy"),
             ]
         }
-        None => vec![source.into_os_string()],
+        None => vec![OsString::from(NO_PERF_DATA), source.into_os_string()],
     };
     CopyProgram {
         label: "java Files.copy",
