@@ -10,7 +10,8 @@ mod common;
 mod own_loader;
 
 use common::command::{
-    artefact_dir, cfrfix, other_preload_library, run, script, without_abi_warnings,
+    artefact_dir, build_without_other_abis, cfrfix, other_preload_library, run, script,
+    without_abi_warnings,
 };
 use common::{PrivateEtc, ScratchDir, describe, have_command, is_root, skip, text};
 use std::ffi::OsStr;
@@ -225,22 +226,6 @@ fn a_program_with_file_capabilities_is_refused_for_other_users() {
     let marker = dir.path().join("ran");
     let output = as_nobody(None, &[program.as_os_str(), marker.as_os_str()]);
     assert_refused(&output, &marker, &["has file capabilities"]);
-}
-
-/// The tools and the native library of this profile, copied into `DIR/release/` with no
-/// `DIR/<triple>/release/` beside them: a build without other ABIs' libraries.
-fn build_without_other_abis(dir: &Path) -> PathBuf {
-    let release = dir.join("release");
-    fs::create_dir_all(&release).expect("mkdir");
-    for name in [
-        "libcfrfix.so",
-        "cfrfix-check",
-        "cfrfix-check-copy",
-        "cfrfix-inject",
-    ] {
-        fs::copy(artefact_dir().join(name), release.join(name)).expect("copy artefact");
-    }
-    release
 }
 
 #[test]

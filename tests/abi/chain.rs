@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use crate::common::command::{artefact_dir, cfrfix, script};
+use crate::common::command::{artefact_dir, build_without_other_abis, cfrfix, script};
 use crate::common::{self, PrivateEtc, Rng, ScratchDir, describe, is_root, skip, text};
 use crate::targets::{self, GCC_M32, I686};
 
@@ -281,22 +281,6 @@ fn chain_64_32_64_under_system_wide_mode() {
     }
 }
 
-/// The tools and the 64-bit library of this profile, copied into `DIR/release/` with no
-/// `DIR/<triple>/release/` beside them: a checkout that has no 32-bit build.
-fn build_without_i686(dir: &Path) -> PathBuf {
-    let release = dir.join("release");
-    fs::create_dir_all(&release).expect("mkdir");
-    for name in [
-        "libcfrfix.so",
-        "cfrfix-check",
-        "cfrfix-check-copy",
-        "cfrfix-inject",
-    ] {
-        fs::copy(artefact_dir().join(name), release.join(name)).expect("copy artefact");
-    }
-    release
-}
-
 #[test]
 fn a_checkout_without_a_32_bit_build_serves_64_bit_and_says_what_it_lacks() {
     let test = "a_checkout_without_a_32_bit_build_serves_64_bit_and_says_what_it_lacks";
@@ -304,7 +288,7 @@ fn a_checkout_without_a_32_bit_build_serves_64_bit_and_says_what_it_lacks() {
         return;
     };
     let scratch = ScratchDir::rootfs("abi-chain-no-i686");
-    let release = build_without_i686(scratch.path());
+    let release = build_without_other_abis(scratch.path());
     let data = ScratchDir::tmpfs("abi-chain-no-i686-data");
     let source = data.path().join("source");
     let content = random_file(&source, 100_000);
@@ -370,7 +354,7 @@ fn system_wide_mode_refuses_an_abi_without_its_library() {
     let preload = etc.file("ld.so.preload");
     let _ = fs::remove_file(&preload);
     let scratch = ScratchDir::rootfs("abi-chain-refuse");
-    let release = build_without_i686(scratch.path());
+    let release = build_without_other_abis(scratch.path());
 
     // install.sh --system-wide checks before it installs anything.
     let prefix = scratch.path().join("prefix");
@@ -456,7 +440,7 @@ fn system_wide_mode_test_loads_every_abi() {
         return;
     };
     let scratch = ScratchDir::rootfs("abi-chain-test-load");
-    let release = build_without_i686(scratch.path());
+    let release = build_without_other_abis(scratch.path());
     // A 32-bit library that loads but writes to stderr: every 32-bit program would print.
     let flags: Vec<&str> = GCC_M32
         .iter()
@@ -529,7 +513,7 @@ fn system_wide_status_names_an_abi_that_lacks_its_library() {
         return;
     };
     let scratch = ScratchDir::rootfs("abi-chain-status");
-    let release = build_without_i686(scratch.path());
+    let release = build_without_other_abis(scratch.path());
     let libraries = scratch.path().join("libraries");
     let x86_64_lib = abi_lib(&release, "x86_64");
     place_library(&libraries, &x86_64_lib, &release.join("libcfrfix.so"));

@@ -4,7 +4,7 @@
 //! records its environment and arguments, then stops the build) and, for the rustup route, for
 //! rustup (it has the target), so nothing is downloaded and nothing built.
 
-use crate::common::command::{run, script};
+use crate::common::command::{newest_in_cache, run, script};
 use crate::common::{ScratchDir, clean, describe, have_command, skip, text};
 use crate::targets::I686;
 use std::fs;
@@ -123,20 +123,7 @@ fn package_tools_build_with_rustups_target_and_nothing_to_set() {
 
 /// Debian's rustc-web with the i386 standard library, as scripts/build-targets caches it.
 fn cached_rust_web() -> Option<PathBuf> {
-    let cache = std::env::var_os("CFRFIX_CACHE")
-        .map_or_else(|| PathBuf::from("/var/cache/cfrfix"), PathBuf::from);
-    let mut found: Vec<PathBuf> = fs::read_dir(cache)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("rust-web-"))
-                && p.join(".unpacked-libstd-rust-web-dev_i386").exists()
-        })
-        .collect();
-    found.sort();
-    found.pop()
+    newest_in_cache("rust-web-", ".unpacked-libstd-rust-web-dev_i386")
 }
 
 #[test]

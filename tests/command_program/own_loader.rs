@@ -6,7 +6,7 @@
 //! loader that does not say what its `$LIB` is is refused.
 
 use super::assert_refused;
-use crate::common::command::{artefact_dir, run, script, write_test_file};
+use crate::common::command::{artefact_dir, newest_in_cache, run, script, write_test_file};
 use crate::common::{ScratchDir, clean, describe, have_command, skip, text};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -111,20 +111,8 @@ fn a_copy_of_the_standard_loader_runs_the_program_fixed() {
 
 /// Debian's libc6-amd64:i386 unpacked by scripts/build-targets: its loader (`$LIB` is lib64).
 fn libc6_amd64_loader() -> Option<PathBuf> {
-    let cache = std::env::var_os("CFRFIX_CACHE")
-        .map_or_else(|| PathBuf::from("/var/cache/cfrfix"), PathBuf::from);
-    let mut found: Vec<PathBuf> = fs::read_dir(cache)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("i386-libc6-amd64-"))
-                && p.join(".complete").exists()
-        })
-        .collect();
-    found.sort();
-    Some(found.pop()?.join("root/lib64/ld-linux-x86-64.so.2"))
+    let root = newest_in_cache("i386-libc6-amd64-", ".complete")?;
+    Some(root.join("root/lib64/ld-linux-x86-64.so.2"))
 }
 
 #[test]

@@ -98,3 +98,38 @@ pub fn other_preload_library() -> Option<&'static str> {
     .into_iter()
     .find(|p| Path::new(p).exists())
 }
+
+/// The tools and the native library of this profile, copied into `DIR/release/` with no
+/// `DIR/<triple>/release/` beside them: a checkout without other ABIs' builds (no i686 one).
+pub fn build_without_other_abis(dir: &Path) -> PathBuf {
+    let release = dir.join("release");
+    std::fs::create_dir_all(&release).expect("mkdir");
+    for name in [
+        "libcfrfix.so",
+        "cfrfix-check",
+        "cfrfix-check-copy",
+        "cfrfix-inject",
+    ] {
+        std::fs::copy(artefact_dir().join(name), release.join(name)).expect("copy artefact");
+    }
+    release
+}
+
+/// The newest directory in the tests' cache of Debian packages (`CFRFIX_CACHE`, default
+/// /var/cache/cfrfix, as scripts/build-targets fills it) named PREFIX... and holding MARKER.
+pub fn newest_in_cache(prefix: &str, marker: &str) -> Option<PathBuf> {
+    let cache = std::env::var_os("CFRFIX_CACHE")
+        .map_or_else(|| PathBuf::from("/var/cache/cfrfix"), PathBuf::from);
+    let mut found: Vec<PathBuf> = std::fs::read_dir(cache)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+                && p.join(marker).exists()
+        })
+        .collect();
+    found.sort();
+    found.pop()
+}
