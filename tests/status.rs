@@ -9,7 +9,7 @@
 mod common;
 
 use common::command::{PYTHON_COPY, artefact_dir, python3, run, script, write_test_file};
-use common::{PrivateEtc, ScratchDir, cdylib, describe, have_command, is_root, skip, text};
+use common::{PrivateEtc, ScratchDir, cdylib, describe, have_command, skip, text};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -17,21 +17,9 @@ use std::process::Output;
 
 const INJECT: &str = env!("CARGO_BIN_EXE_cfrfix-inject");
 
+/// A copy of /etc without a config file or a preload list (None after SKIPPED).
 fn private_etc(tag: &str) -> Option<PrivateEtc> {
-    if !is_root() {
-        skip("needs root (mount namespaces over a copy of /etc)");
-        return None;
-    }
-    if !have_command("unshare") {
-        skip("unshare(1) not installed");
-        return None;
-    }
-    let private = PrivateEtc::copy(tag);
-    let probe = run(&mut private.command("true", &[] as &[&str]));
-    if !probe.status.success() {
-        skip(&format!("cannot bind-mount: {}", describe(&probe)));
-        return None;
-    }
+    let private = PrivateEtc::where_possible(tag)?;
     for file in ["cfrfix.conf", "ld.so.preload"] {
         let _ = fs::remove_file(private.file(file));
     }

@@ -17,7 +17,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use crate::common::command::{artefact_dir, build_without_other_abis, cfrfix, script};
-use crate::common::{self, PrivateEtc, Rng, ScratchDir, describe, is_root, skip, text};
+use crate::common::{self, PrivateEtc, Rng, ScratchDir, describe, skip, text};
 use crate::targets::{self, GCC_M32, I686};
 
 const INJECT: &str = env!("CARGO_BIN_EXE_cfrfix-inject");
@@ -185,28 +185,6 @@ fn chain_64_32_64_under_the_cfrfix_command() {
     );
 }
 
-/// A copy of /etc in a private mount namespace; None after SKIPPED where that cannot be had.
-fn private_etc(tag: &str) -> Option<PrivateEtc> {
-    if !is_root() {
-        skip("system-wide tests need root (mount namespaces, /etc)");
-        return None;
-    }
-    if !common::have_command("unshare") {
-        skip("unshare(1) not installed");
-        return None;
-    }
-    let etc = PrivateEtc::copy(tag);
-    let probe = finish(&mut etc.command("true", &[] as &[&str]));
-    if !probe.status.success() {
-        skip(&format!(
-            "cannot bind-mount /etc privately: {}",
-            describe(&probe)
-        ));
-        return None;
-    }
-    Some(etc)
-}
-
 /// `bash scripts/NAME ARGS` inside the namespace, with this profile's build.
 fn script_in(etc: &PrivateEtc, name: &str, args: &[&str]) -> Output {
     let script = script(name);
@@ -225,7 +203,7 @@ fn chain_64_32_64_under_system_wide_mode() {
     let Some(chain) = chain_programs(test) else {
         return;
     };
-    let Some(etc) = private_etc("abi-chain-system-wide") else {
+    let Some(etc) = PrivateEtc::where_possible("abi-chain-system-wide") else {
         return;
     };
     let preload = etc.file("ld.so.preload");
@@ -348,7 +326,7 @@ fn system_wide_mode_refuses_an_abi_without_its_library() {
     if !targets::can_run_i386(test) {
         return;
     }
-    let Some(etc) = private_etc("abi-chain-refuse") else {
+    let Some(etc) = PrivateEtc::where_possible("abi-chain-refuse") else {
         return;
     };
     let preload = etc.file("ld.so.preload");
@@ -436,7 +414,7 @@ fn system_wide_mode_test_loads_every_abi() {
     if !targets::can_run_i386(test) {
         return;
     }
-    let Some(etc) = private_etc("abi-chain-test-load") else {
+    let Some(etc) = PrivateEtc::where_possible("abi-chain-test-load") else {
         return;
     };
     let scratch = ScratchDir::rootfs("abi-chain-test-load");
@@ -509,7 +487,7 @@ fn system_wide_status_names_an_abi_that_lacks_its_library() {
     if !targets::can_run_i386(test) {
         return;
     }
-    let Some(etc) = private_etc("abi-chain-status") else {
+    let Some(etc) = PrivateEtc::where_possible("abi-chain-status") else {
         return;
     };
     let scratch = ScratchDir::rootfs("abi-chain-status");

@@ -299,6 +299,33 @@ impl PrivateEtc {
         }
     }
 
+    /// A copy where this machine can use one: None, after SKIPPED saying why, without root,
+    /// without unshare(1), or where a bind mount in a private mount namespace fails.
+    pub fn where_possible(tag: &str) -> Option<PrivateEtc> {
+        if !is_root() {
+            skip("system-wide tests need root (mount namespaces over a copy of /etc)");
+            return None;
+        }
+        if !have_command("unshare") {
+            skip("unshare(1) not installed");
+            return None;
+        }
+        let etc = PrivateEtc::copy(tag);
+        let limit = Duration::from_secs(60);
+        let mut probe = etc.command("true", &[] as &[&str]);
+        let probe = output_within(&mut probe, limit, None)
+            .unwrap_or_else(|e| panic!("cannot run unshare: {e}"))
+            .unwrap_or_else(|| panic!("unshare true did not finish within {limit:?}: hung"));
+        if !probe.status.success() {
+            skip(&format!(
+                "cannot bind-mount /etc in a private mount namespace: {}",
+                describe(&probe)
+            ));
+            return None;
+        }
+        Some(etc)
+    }
+
     /// `program args` with the copy bind-mounted over /etc in a private mount namespace,
     /// without the test's LD_PRELOAD or CFRFIX_* settings.
     pub fn command<S: AsRef<OsStr>>(&self, program: impl AsRef<OsStr>, args: &[S]) -> Command {

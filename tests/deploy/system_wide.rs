@@ -2,7 +2,7 @@
 
 use crate::common;
 use crate::common::command::{PYTHON_COPY, artefact_dir, python3, run, script, write_test_file};
-use crate::common::{PrivateEtc, ScratchDir, describe, have_command, is_root, skip, text};
+use crate::common::{PrivateEtc, ScratchDir, describe, skip, text};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -10,28 +10,6 @@ use std::process::{Command, Output};
 
 const INJECT: &str = env!("CARGO_BIN_EXE_cfrfix-inject");
 const EOPNOTSUPP: i32 = 95;
-
-/// A copy of /etc for one test; None (after printing SKIPPED) when this machine cannot do it.
-fn private_etc(tag: &str) -> Option<PrivateEtc> {
-    if !is_root() {
-        skip("system-wide tests need root (mount namespaces, /etc)");
-        return None;
-    }
-    if !have_command("unshare") {
-        skip("unshare(1) not installed");
-        return None;
-    }
-    let private = PrivateEtc::copy(tag);
-    let probe = run(&mut private.command("true", &[] as &[&str]));
-    if !probe.status.success() {
-        skip(&format!(
-            "cannot bind-mount in a private mount namespace: {}",
-            describe(&probe)
-        ));
-        return None;
-    }
-    Some(private)
-}
 
 /// Ordinary programs must behave exactly as without a preload: same output, empty stderr.
 fn assert_ordinary_programs_unaffected(etc: &PrivateEtc) {
@@ -238,7 +216,7 @@ fn system_wide_install_works_and_uninstall_restores_ld_so_preload() {
     if python3().is_none() {
         return skip("python3 not installed");
     }
-    let Some(etc) = private_etc("deploy-system-wide") else {
+    let Some(etc) = PrivateEtc::where_possible("deploy-system-wide") else {
         return;
     };
     let preload = etc.file("ld.so.preload");
@@ -348,7 +326,7 @@ fn system_wide_install_works_and_uninstall_restores_ld_so_preload() {
 
 #[test]
 fn system_wide_without_a_previous_file_removes_it_again() {
-    let Some(etc) = private_etc("deploy-system-wide-none") else {
+    let Some(etc) = PrivateEtc::where_possible("deploy-system-wide-none") else {
         return;
     };
     let preload = etc.file("ld.so.preload");
@@ -372,7 +350,7 @@ fn system_wide_without_a_previous_file_removes_it_again() {
 
 #[test]
 fn system_wide_uninstall_keeps_later_edits() {
-    let Some(etc) = private_etc("deploy-system-wide-edit") else {
+    let Some(etc) = PrivateEtc::where_possible("deploy-system-wide-edit") else {
         return;
     };
     let preload = etc.file("ld.so.preload");
@@ -396,7 +374,7 @@ fn system_wide_uninstall_keeps_later_edits() {
 
 #[test]
 fn system_wide_refuses_a_library_that_does_not_load() {
-    let Some(etc) = private_etc("deploy-system-wide-bad") else {
+    let Some(etc) = PrivateEtc::where_possible("deploy-system-wide-bad") else {
         return;
     };
     let preload = etc.file("ld.so.preload");
@@ -426,7 +404,7 @@ fn system_wide_config_file_is_read_and_environment_overrides_it() {
     if python3().is_none() {
         return skip("python3 not installed");
     }
-    let Some(etc) = private_etc("deploy-system-wide-conf") else {
+    let Some(etc) = PrivateEtc::where_possible("deploy-system-wide-conf") else {
         return;
     };
     let library = common::cdylib();
